@@ -1,0 +1,71 @@
+"""The ``curate`` command line. Each command lives in its own module under ``curation/cli/`` and is added here.
+
+Logging handlers are configured here (never in library code); user errors print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+import click
+
+from curation.errors import CurationError
+
+# module name under curation.cli -> command attribute; imported lazily so `curate --help` stays fast
+COMMANDS = {
+    "init": "init_cmd",
+    "ui": "ui_cmd",
+    "plugins": "plugins_cmd",
+    "config": "config_group",
+    "validate": "validate_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when listed or invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({name.replace("_", "-") for name in COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = cmd_name.replace("-", "_")
+        if module_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"curation.cli.{module_name}")
+        return getattr(module, COMMANDS[module_name])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.version_option(package_name="curation")
+def cli(verbose: bool) -> None:
+    """curation: which training data helped or hurt, was deleted data forgotten, is that model derived from ours,
+    and which domain mixture to train on next, as DVC stages that log to MLflow.
+
+    \b
+    Example:
+      curate init               # add the curation stages to ./dvc.yaml and ./params.yaml
+      dvc repro                 # run them
+      curate ui                 # browse the results in the MLflow UI
+    """
+    level = logging.DEBUG if verbose else os.environ.get("CURATION_LOG_LEVEL", "INFO")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "great_expectations"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CurationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
