@@ -21,6 +21,8 @@ COMMANDS = {
     "plugins": "plugins_cmd",
     "config": "config_group",
     "validate": "validate_cmd",
+    "schedule": "schedule_group",
+    "hooks": "hooks_group",
 }
 
 

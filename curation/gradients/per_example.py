@@ -6,7 +6,7 @@ batch of one through a functional stand-in for the model, so any adapter works w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -43,17 +43,21 @@ def per_example_gradients(
     batch: Batch,
     *,
     modules: Sequence[str] | None = None,
-    target: Literal["loss", "measurement"] = "loss",
+    target: Literal["loss", "measurement"] | Callable[[nn.Module, Batch], torch.Tensor] = "loss",
     chunk_size: int | None = None,
 ) -> torch.Tensor:
     """Flattened gradient of each example's loss (or measurement): shape ``[batch, n_tracked_params]``.
 
     ``modules`` defaults to ``adapter.tracked_modules(model)``; parameters outside them are held fixed.
+    ``target`` may also be a callable ``(model, batch) -> [batch]`` (e.g. TRAK's classification margin).
     """
     model.eval()
     names = list(modules) if modules is not None else adapter.tracked_modules(model)
     params = tracked_parameters(model, names)
-    fn = adapter.example_losses if target == "loss" else adapter.measurement
+    if callable(target):
+        fn = target
+    else:
+        fn = adapter.example_losses if target == "loss" else adapter.measurement
 
     def single(p: dict[str, torch.Tensor], example: Batch) -> torch.Tensor:
         one = {k: v.unsqueeze(0) for k, v in example.items()}

@@ -127,6 +127,14 @@ class ByteGPTAdapter:
         picked = logp.gather(-1, batch["targets"].unsqueeze(-1)).squeeze(-1)
         return picked * batch["target_mask"]
 
+    def token_distributions(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Log of the full next-byte distribution at every target position, shape ``[batch, time, 256]``.
+
+        Membership scores such as Min-K%++ normalise each token's log-probability by the moments of this
+        distribution; positions where ``target_mask`` is 0 hold valid but meaningless rows.
+        """
+        return torch.log_softmax(model(batch["input_ids"]).float(), dim=-1)
+
     def example_losses(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         logits = model(batch["input_ids"])
         nll = F.cross_entropy(logits.transpose(1, 2).float(), batch["targets"], reduction="none")

@@ -85,12 +85,20 @@ def train(
     val_frame: pl.DataFrame | None = None,
     model: nn.Module | None = None,
     show_progress: bool = True,
+    order: np.ndarray | None = None,
 ) -> TrainResult:
-    """Train ``model`` (or a fresh seeded one) on ``train_frame`` in a recorded order."""
+    """Train ``model`` (or a fresh seeded one) on ``train_frame`` in a recorded order.
+
+    ``order`` (row indices, e.g. from ``curation.training.mixture_sampling.mixture_order``) replaces the default
+    seeded epoch permutations; its length then sets the number of steps and ``cfg.epochs`` is not used.
+    """
     torch.manual_seed(cfg.seed)
     model = model if model is not None else adapter.build_model()
     n = train_frame.height
-    order = training_order(n, cfg)
+    if order is None:
+        order = training_order(n, cfg)
+    elif len(order) == 0 or int(np.min(order)) < 0 or int(np.max(order)) >= n:
+        raise ValueError(f"order must be a non-empty array of row indices in [0, {n})")
     steps = math.ceil(len(order) / cfg.batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":

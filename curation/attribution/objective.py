@@ -1,0 +1,116 @@
+"""The training objective as a function of the tracked parameters: flat gradients, Hessian-vector products and
+the explicit Hessian that influence functions need.
+
+The objective is the *mean* per-example training loss of the adapter over the training table; damping (added by
+the solvers) plays the role of an L2 term, so for an L2-regularised model with strength ``λ`` (objective
+``mean loss + λ/2 ||θ||²``) a damping of ``λ`` gives that objective's exact Hessian. Parameters outside the
+tracked modules are held fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+import torch
+from torch import nn
+from torch.func import functional_call, grad, jvp, vmap
+
+from curation.gradients import per_example_gradients, tracked_parameters
+from curation.models.base import Batch, ModelAdapter
+from curation.progress import progress_bar
+
+
+class _Substituted(nn.Module):
+    """``model`` evaluated with some parameters replaced, so adapters can call it like the original module."""
+
+    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        object.__setattr__(self, "inner", model)
+        object.__setattr__(self, "params", params)
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.inner, self.params, args)
+
+
+class TrainingObjective:
+    """Mean training loss over ``frame`` as a function of the flattened tracked parameters ``θ``."""
+
+    def __init__(
+        self, adapter: ModelAdapter, model: nn.Module, frame: pl.DataFrame, modules: Sequence[str], batch_size: int
+    ) -> None:
+        model.eval()
+        self.adapter, self.model, self.modules = adapter, model, list(modules)
+        params = tracked_parameters(model, self.modules)
+        self.names = list(params)
+        self.shapes = [params[n].shape for n in self.names]
+        self.theta = torch.cat([params[n].reshape(-1) for n in self.names])
+        self.n = frame.height
+        self.batches: list[Batch] = [
+            adapter.collate(frame[i : i + batch_size]) for i in range(0, frame.height, batch_size)
+        ]
+
+    @property
+    def dim(self) -> int:
+        """Number of tracked parameters."""
+        return self.theta.numel()
+
+    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Flat vector -> ``{name: tensor}`` in the tracked parameters' shapes."""
+        out, start = {}, 0
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            size = shape.numel()
+            out[name] = theta[start : start + size].view(shape)
+            start += size
+        return out
+
+    def batch_loss_sum(self, theta: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Sum of per-example losses of ``batch`` at parameters ``theta``."""
+        return self.adapter.example_losses(_Substituted(self.model, self.unflatten(theta)), batch).sum()
+
+    def hvp(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``H @ vectors`` for ``vectors`` of shape ``[P, k]``, H = Hessian of the mean loss (forward-over-reverse)."""
+        return self.hvp_on(vectors, self.batches) / self.n
+
+    def hvp_on(self, vectors: torch.Tensor, batches: Sequence[Batch]) -> torch.Tensor:
+        """Sum over ``batches`` of the Hessian of the summed loss times ``vectors`` (``[P, k]``)."""
+        out = torch.zeros_like(vectors)
+        for batch in batches:
+            g = grad(lambda t, b=batch: self.batch_loss_sum(t, b))
+            one = lambda v, g=g: jvp(g, (self.theta,), (v,))[1]  # noqa: E731
+            out += vmap(one, in_dims=1, out_dims=1)(vectors)
+        return out
+
+    def hessian(self, chunk: int = 256) -> torch.Tensor:
+        """Explicit ``[P, P]`` Hessian of the mean loss, built from HVPs with unit vectors in column chunks."""
+        p = self.dim
+        h = torch.empty(p, p, dtype=self.theta.dtype)
+        with progress_bar(total=p, description="explicit Hessian") as advance:
+            for start in range(0, p, chunk):
+                stop = min(p, start + chunk)
+                eye = torch.zeros(p, stop - start, dtype=self.theta.dtype)
+                eye[torch.arange(start, stop), torch.arange(stop - start)] = 1.0
+                h[:, start:stop] = self.hvp(eye)
+                advance(stop - start)
+        return 0.5 * (h + h.T)
+
+
+def example_gradients(
+    adapter: ModelAdapter,
+    model: nn.Module,
+    frame: pl.DataFrame,
+    modules: Sequence[str],
+    *,
+    target: str,
+    batch_size: int,
+    description: str = "per-example gradients",
+) -> torch.Tensor:
+    """``[n, P]`` flattened per-example gradients of the loss (``target='loss'``) or the measurement."""
+    chunks = []
+    with progress_bar(total=frame.height, description=description) as advance:
+        for i in range(0, frame.height, batch_size):
+            part = frame[i : i + batch_size]
+            chunks.append(per_example_gradients(adapter, model, adapter.collate(part), modules=modules,
+                                                target=target))  # type: ignore[arg-type]
+            advance(part.height)
+    return torch.cat(chunks)

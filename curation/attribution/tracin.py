@@ -1,0 +1,102 @@
+"""TracInCP (Pruthi et al. 2020) with the ReTrac gradient-norm renormalisation (Xie et al. 2024).
+
+``score(z, q) = sum_k lr_k * <g(z; theta_k), g_f(q; theta_k)>`` over saved checkpoints, where ``g`` is the gradient
+of the training loss and ``g_f`` that of the query measurement (both projected to the same ``k`` dimensions when a
+projection is configured). Positive = helpful: a gradient step on ``z`` lowers the query's loss.
+
+Renormalisation (``normalize``): examples with large gradient norms (mislabelled, atypical, short texts) otherwise
+top every query's list. ``train`` unit-normalises each (example, checkpoint) training gradient before the
+checkpoints are combined, ``both`` also the query gradients (ReTrac); the default ``both`` is for retrieval.
+Self-influence ``sum_k lr_k * ||g(z; theta_k)||^2`` is never renormalised: the norm *is* the label-noise signal
+(a unit-normalised self-influence would be the constant ``sum_k lr_k``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from curation.attribution.base import ScoreResult, ScoringContext
+from curation.gradients.featurize import FeaturizeConfig, checkpoint_features
+from curation.gradients.projection import ProjectionConfig
+
+Normalize = Literal["none", "train", "both"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TracInConfig:
+    """TracIn settings."""
+
+    normalize: Normalize = field(
+        default="both", metadata={"help": "none | train | both: ReTrac unit-normalisation for retrieval scores"}
+    )
+    projection: ProjectionConfig = field(
+        default_factory=lambda: ProjectionConfig(kind="identity"),
+        metadata={"help": "gradient sketch (identity = exact dot products)"},
+    )
+    shard_size: int = field(default=256, metadata={"help": "rows per gradient shard"})
+    store: str = field(default="", metadata={"help": "folder for resumable gradient features; empty = temporary"})
+
+
+def unit_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows scaled to unit Euclidean norm (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
+
+
+def tracin_matrix(
+    train: Sequence[np.ndarray], queries: Sequence[np.ndarray], learning_rates: Sequence[float], *,
+    normalize: Normalize = "none",
+) -> np.ndarray:
+    """``[n_train, n_query]`` = ``sum_k lr_k * G_k Q_k^T`` with optional unit-normalisation of the rows."""
+    if not (len(train) == len(queries) == len(learning_rates)):
+        raise ValueError("need one train and one query feature matrix per learning rate")
+    out = np.zeros((train[0].shape[0], queries[0].shape[0]))
+    for g, q, lr in zip(train, queries, learning_rates, strict=True):
+        g = unit_rows(g) if normalize in ("train", "both") else np.asarray(g, dtype=np.float64)
+        q = unit_rows(q) if normalize == "both" else np.asarray(q, dtype=np.float64)
+        out += lr * (g @ q.T)
+    return out
+
+
+def tracin_self(train: Sequence[np.ndarray], learning_rates: Sequence[float]) -> np.ndarray:
+    """``[n_train]`` = ``sum_k lr_k * ||g_k||^2`` (raw norms: the label-noise signal)."""
+    return sum(lr * np.einsum("ij,ij->i", np.asarray(g, np.float64), np.asarray(g, np.float64))
+               for g, lr in zip(train, learning_rates, strict=True))
+
+
+class TracInScorer:
+    """Registered as ``tracin`` in ``curation.scorers``."""
+
+    name: ClassVar[str] = "tracin"
+    config_cls: ClassVar[type] = TracInConfig
+
+    def __init__(self, config: TracInConfig | None = None) -> None:
+        self.config = config or TracInConfig()
+
+    def _features(self, ctx: ScoringContext, target: str, split: str, frame) -> list[np.ndarray]:
+        cfg = FeaturizeConfig(target=target, modules=ctx.modules or (), projection=self.config.projection,
+                              shard_size=self.config.shard_size, batch_size=ctx.batch_size)
+        store = f"{self.config.store}/{split}-{target}" if self.config.store else None
+        models = [c.model for c in ctx.checkpoints]
+        return [g for g, _ in checkpoint_features(ctx.adapter, models, frame, cfg, store_dir=store)]
+
+    def score(self, context: ScoringContext) -> ScoreResult:
+        lrs = [c.learning_rate for c in context.checkpoints]
+        train = self._features(context, "loss", "train", context.train)
+        queries = self._features(context, "measurement", "query", context.queries)
+        return ScoreResult(
+            matrix=tracin_matrix(train, queries, lrs, normalize=self.config.normalize),
+            self_influence=tracin_self(train, lrs),
+            train_ids=context.train["example_id"].to_list(),
+            query_ids=context.queries["example_id"].to_list(),
+            extras={"learning_rates": lrs, "normalize": self.config.normalize},
+        )
+
+    def self_influence(self, context: ScoringContext) -> np.ndarray:
+        """Self-influence only (no query gradients are computed)."""
+        train = self._features(context, "loss", "train", context.train)
+        return tracin_self(train, [c.learning_rate for c in context.checkpoints])

@@ -1,0 +1,129 @@
+"""Seeded random projections of gradient features: ``x -> x P`` with ``P`` of shape ``[p, k]``.
+
+Gradients of even small models have millions of coordinates, so attribution methods store ``k``-dimensional
+sketches instead. Every projector here satisfies ``E[<xP, yP>] = <x, y>`` (entries scaled by ``1/sqrt(k)``), is a
+pure function of ``(p, k, seed, kind)`` -- the same seed gives the same matrix in every process, which train and
+query features must share -- and works in row chunks of ``P`` so the full dense matrix never has to exist at once.
+
+Kinds:
+- ``gaussian`` / ``rademacher``: dense ``P`` with i.i.d. N(0, 1/k) or +-1/sqrt(k) entries, generated chunk by chunk
+  from a per-chunk seed (cached while it fits ``cache_mb``).
+- ``sjlt``: sparse Johnson-Lindenstrauss transform (count-sketch with ``s`` hashes per input coordinate, signs
+  +-1/sqrt(s)); costs ``O(p s)`` memory and time per example instead of ``O(p k)``.
+- ``identity``: no projection (``k = p``), for small models and exact ground-truth checks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+ProjectionKind = Literal["gaussian", "rademacher", "sjlt", "identity"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectionConfig:
+    """How gradients are sketched before they are stored."""
+
+    kind: ProjectionKind = field(default="sjlt", metadata={"help": "gaussian | rademacher | sjlt | identity"})
+    dim: int = field(default=1024, metadata={"help": "projected dimension k (ignored for identity)"})
+    seed: int = field(default=0, metadata={"help": "seed of the projection matrix (train and queries share it)"})
+    sjlt_nnz: int = field(default=4, metadata={"help": "non-zeros per input coordinate for sjlt"})
+    chunk_rows: int = field(default=65536, metadata={"help": "rows of P generated at a time (dense kinds)"})
+    cache_mb: float = field(default=256.0, metadata={"help": "keep dense P in memory up to this size"})
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.sjlt_nnz < 1 or self.chunk_rows < 1:
+            raise ValueError("dim, sjlt_nnz and chunk_rows must be positive")
+        if self.kind == "sjlt" and self.sjlt_nnz > self.dim:
+            raise ValueError(f"sjlt_nnz={self.sjlt_nnz} cannot exceed dim={self.dim}")
+
+
+class Projector:
+    """Projects ``[batch, p]`` gradients to ``[batch, k]`` (float32 unless the input is float64)."""
+
+    def __init__(self, n_params: int, config: ProjectionConfig) -> None:
+        self.n_params = int(n_params)
+        self.config = config
+        self.dim = self.n_params if config.kind == "identity" else config.dim
+        self._cache: list[torch.Tensor] | None = None
+        self._sparse: torch.Tensor | None = None
+
+    def _chunk_seed(self, index: int) -> int:
+        return int(np.random.SeedSequence([self.config.seed, index, 0x7072]).generate_state(1)[0])
+
+    def dense_chunk(self, index: int) -> torch.Tensor:
+        """Rows ``[index * chunk_rows, ...)`` of ``P`` (float64 generation, deterministic per chunk)."""
+        cfg = self.config
+        start = index * cfg.chunk_rows
+        rows = min(cfg.chunk_rows, self.n_params - start)
+        gen = torch.Generator().manual_seed(self._chunk_seed(index))
+        if cfg.kind == "gaussian":
+            block = torch.randn(rows, cfg.dim, generator=gen, dtype=torch.float64)
+        else:
+            block = torch.randint(0, 2, (rows, cfg.dim), generator=gen, dtype=torch.int8).to(torch.float64) * 2 - 1
+        return block / np.sqrt(cfg.dim)
+
+    def _dense_chunks(self) -> list[torch.Tensor] | None:
+        if self._cache is None and self.n_params * self.config.dim * 4 <= self.config.cache_mb * 2**20:
+            n_chunks = -(-self.n_params // self.config.chunk_rows)
+            self._cache = [self.dense_chunk(i).float() for i in range(n_chunks)]
+        return self._cache
+
+    def sparse_matrix(self) -> torch.Tensor:
+        """``P^T`` as a sparse CSR ``[k, p]`` matrix (sjlt): ``s`` distinct buckets per coordinate, signs +-1/sqrt(s)."""
+        if self._sparse is None:
+            cfg, p = self.config, self.n_params
+            rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x736A]))
+            buckets = _distinct_buckets(rng, p, cfg.dim, cfg.sjlt_nnz)
+            signs = rng.integers(0, 2, size=(p, cfg.sjlt_nnz)).astype(np.float32) * 2 - 1
+            cols = np.repeat(np.arange(p), cfg.sjlt_nnz)
+            coo = torch.sparse_coo_tensor(
+                torch.from_numpy(np.stack([buckets.reshape(-1), cols])),
+                torch.from_numpy(signs.reshape(-1) / np.float32(np.sqrt(cfg.sjlt_nnz))),
+                size=(cfg.dim, p),
+                check_invariants=True,
+            ).coalesce()
+            with warnings.catch_warnings():  # "sparse CSR support is in beta"
+                warnings.simplefilter("ignore", UserWarning)
+                self._sparse = coo.to_sparse_csr()
+        return self._sparse
+
+    def __call__(self, grads: torch.Tensor) -> torch.Tensor:
+        """``grads @ P``; shape ``[batch, p] -> [batch, k]``."""
+        if grads.shape[-1] != self.n_params:
+            raise ValueError(f"projector built for {self.n_params} parameters, got {grads.shape[-1]}")
+        kind = self.config.kind
+        if kind == "identity":
+            return grads
+        dtype = grads.dtype
+        if kind == "sjlt":
+            mat = self.sparse_matrix()
+            out = (mat @ grads.float().T).T if dtype != torch.float64 else (mat.to(torch.float64) @ grads.T).T
+            return out.contiguous()
+        chunks = self._dense_chunks()
+        rows = self.config.chunk_rows
+        out = torch.zeros(grads.shape[0], self.dim, dtype=torch.float64 if dtype == torch.float64 else torch.float32)
+        n_chunks = -(-self.n_params // rows)
+        for i in range(n_chunks):
+            block = chunks[i] if chunks is not None else self.dense_chunk(i).float()
+            piece = grads[:, i * rows : (i + 1) * rows]
+            out += piece.to(out.dtype) @ block.to(out.dtype)
+        return out
+
+
+def _distinct_buckets(rng: np.random.Generator, p: int, k: int, s: int) -> np.ndarray:
+    """``[p, s]`` bucket indices in ``0..k-1``, distinct within each row (collisions are redrawn)."""
+    if 2 * s > k:  # dense regime: take the first s of a random permutation per row
+        return np.argsort(rng.random((p, k)), axis=1)[:, :s]
+    buckets = rng.integers(0, k, size=(p, s))
+    while True:
+        srt = np.sort(buckets, axis=1)
+        bad = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1)) if s > 1 else np.array([], dtype=int)
+        if bad.size == 0:
+            return buckets
+        buckets[bad] = rng.integers(0, k, size=(bad.size, s))
