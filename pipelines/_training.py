@@ -32,6 +32,7 @@ def train_and_log(
         out_dir,
         lambda tmp: train(adapter, train_frame, train_cfg, checkpoint_dir=tmp, val_frame=val_frame),
         source_digest=file_digest(train_path),
+        config_hash=rec.config_hash,
     )
     plots = Path("plots") / stage
     with atomic_path(plots / "curve.csv") as tmp:

@@ -20,7 +20,7 @@ def main(cfg: ValidateDataConfig) -> None:
                 rec.log_dict({"table": spec.path, "error": str(exc)}, "validation/failure.json")
                 raise
             reports.append(report.to_dict())
-        write_json({"tables": reports}, cfg.report)
+        write_json({"tables": reports, "config_hash": rec.config_hash}, cfg.report)
         rec.log_artifact(cfg.report, "validation")
         rec.log_metrics({"tables_validated": len(reports), "rows_validated": sum(r["rows"] for r in reports)})
 

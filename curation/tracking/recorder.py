@@ -97,10 +97,15 @@ class RunRecorder:
     def run_id(self) -> str:
         return self.run.info.run_id
 
+    @property
+    def config_hash(self) -> str:
+        """Digest of the stage's resolved config (also tagged on the run and saved beside outputs)."""
+        return config_hash(self.config) if self.config is not None else ""
+
     def __enter__(self) -> RunRecorder:
         configure_tracking()
         exp_id = ensure_experiment(self.experiment)
-        chash = config_hash(self.config) if self.config is not None else ""
+        chash = self.config_hash
         os.environ["CURATION_CONFIG_HASH"] = chash
         tags = {"curation.stage": self.stage, "curation.config_hash": chash, **self.extra_tags}
         parent = os.environ.get("CURATION_PARENT_RUN_ID")
@@ -117,6 +122,7 @@ class RunRecorder:
         if self.config is not None:
             params = flatten(to_dict(self.config))
             mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+            mlflow.log_dict({"config_hash": chash, "config": to_dict(self.config)}, "config.json")
         return self
 
     def __exit__(

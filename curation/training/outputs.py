@@ -15,15 +15,17 @@ MANIFEST = "checkpoints.json"
 POSITIONS = "positions.parquet"
 
 
-def train_into(out_dir: str | Path, run: Callable[[Path], TrainResult], *, source_digest: str) -> TrainResult:
+def train_into(
+    out_dir: str | Path, run: Callable[[Path], TrainResult], *, source_digest: str, config_hash: str = ""
+) -> TrainResult:
     """Call ``run(tmp_dir)`` and publish ``tmp_dir`` as ``out_dir`` only if it succeeds.
 
-    The folder holds ``ckpt-*.safetensors``, ``checkpoints.json`` (file, step, learning rate; data digest) and
+    The folder holds ``ckpt-*.safetensors``, ``checkpoints.json`` (file, step, learning rate; data digest; config hash) and
     ``positions.parquet`` (example_id, position, epoch), so the previous good checkpoints survive a failed run.
     """
     with atomic_path(out_dir, is_dir=True) as tmp:
         result = run(tmp)
-        manifest = {"checkpoints": result.checkpoints, "train_data_digest": source_digest}
+        manifest = {"checkpoints": result.checkpoints, "train_data_digest": source_digest, "config_hash": config_hash}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         result.positions.write_parquet(tmp / POSITIONS)
     return result

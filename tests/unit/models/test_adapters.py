@@ -48,12 +48,13 @@ def test_training_records_positions_checkpoints_and_lrs(tmp_path: Path) -> None:
     cfg = TrainConfig(epochs=2.0, batch_size=8, optimizer="sgd", learning_rate=0.5, n_checkpoints=5,
                       schedule="cosine", eval_every=2)
     result = train_into(tmp_path / "ck", lambda d: train(adapter, frame, cfg, checkpoint_dir=d, val_frame=frame),
-                        source_digest="x")
+                        source_digest="x", config_hash="abc123")
     positions = read_positions(tmp_path / "ck")
     assert sorted(positions["example_id"]) == sorted(frame["example_id"])
     assert positions["position"].to_list() == sorted(positions["position"].to_list())
     assert positions["position"].max() < 40 and positions["epoch"].max() == 0
     manifest = read_manifest(tmp_path / "ck")
+    assert '"config_hash": "abc123"' in (tmp_path / "ck" / "checkpoints.json").read_text()
     assert [c["step"] for c in manifest] == [2, 4, 6, 8, 10]
     lrs = [c["learning_rate"] for c in manifest]
     assert lrs == sorted(lrs, reverse=True) and lrs[0] < 0.5
