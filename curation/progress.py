@@ -15,11 +15,12 @@ log = logging.getLogger("curation.progress")
 def progress_bar(*, total: int, description: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
     """Yield ``advance(n)``; draws a bar when stderr is a TTY, else logs about every 10% or 30 s."""
     if enabled and sys.stderr.isatty():
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         with Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            transient=True,
+            transient=True, console=Console(stderr=True),  # the stream whose TTY-ness was checked
         ) as bar:
             task = bar.add_task(description, total=total)
             yield lambda n=1: bar.advance(task, n)
@@ -30,7 +31,8 @@ def progress_bar(*, total: int, description: str, enabled: bool = True) -> Itera
         state["done"] += n
         pct = 100 * state["done"] // max(total, 1)
         now = time.monotonic()
-        if enabled and (pct >= state["last_pct"] + 10 or now - state["last_time"] > 30):
+        finished = state["done"] >= total and state["last_pct"] < 100  # always log the final line once
+        if enabled and (pct >= state["last_pct"] + 10 or now - state["last_time"] > 30 or finished):
             log.info("%s: %d/%d (%d%%)", description, state["done"], total, pct)
             state["last_pct"], state["last_time"] = pct, now
 

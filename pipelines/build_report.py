@@ -1,6 +1,7 @@
 """Stage build_report: the pipeline report (data summary, training curves, metrics, links to stage runs)."""
 
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -43,11 +44,15 @@ def main(cfg: BuildReportConfig) -> None:
                 metrics[f"{path.stem}.{key}"] = value
         report.key_values(metrics)
         report.heading("Stage runs")
-        report.table(pl.DataFrame(latest_stage_runs(), schema=["stage", "run_name", "status", "run_id", "ui_path"]))
+        runs = latest_stage_runs()
+        report.table(pl.DataFrame(runs, schema=["stage", "run_name", "status", "run_id", "ui_path"]))
+        ui_base = os.environ.get("CURATION_UI_URL", "http://127.0.0.1:5000/").rstrip("/") + "/"
+        for run in runs:  # clickable: the MLflow UI run page of each stage (serve it with `curate ui`)
+            report.link(f"{run['stage']}: {run['run_name']} ({run['status']})", ui_base + run["ui_path"])
         report.write(cfg.out)
         rec.log_artifact(cfg.out)
         rec.log_artifact(plots, "plots")
-        rec.log_metrics({"stages_reported": len(latest_stage_runs()), "metrics_reported": len(metrics)})
+        rec.log_metrics({"stages_reported": len(runs), "metrics_reported": len(metrics)})
 
 
 if __name__ == "__main__":

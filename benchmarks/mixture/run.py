@@ -67,7 +67,13 @@ def main() -> None:
     ap.add_argument("--train-chunks", type=int, default=4000)
     ap.add_argument("--val-chunks", type=int, default=150)
     ap.add_argument("--out", default="benchmarks/mixture/results.json")
+    ap.add_argument("--merge", nargs="+", default=[], help="summarise these per-seed result files instead of running")
     args = ap.parse_args()
+    if args.merge:
+        parts = [json.loads(Path(f).read_text(encoding="utf-8")) for f in args.merge]
+        write_summary({**parts[0], "seeds": [s for p in parts for s in p["seeds"]],
+                       "seconds": sum(p["seconds"] for p in parts)}, args.out)
+        return
     shared = Path(os.environ.get("CURATION_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
     started = time.time()
     train_frame, val_frame = chunk_corpus(shared / "multidomain_corpus" / "corpus.parquet", args.train_chunks,
@@ -126,23 +132,30 @@ def main() -> None:
                                                      "matrix": gi.matrix.tolist()},
                          "tikmix_d_success": d_sol.success, "proxies": labels, "results": results,
                          "seconds": round(time.time() - t0, 1)})
+    write_summary({"protocol": vars(args), "domains": domains,
+                   "natural": dict(zip(domains, natural.tolist(), strict=True)), "train_rows": train_frame.height,
+                   "val_rows": val_frame.height, "seeds": per_seed, "seconds": round(time.time() - started, 1),
+                   "threads": torch.get_num_threads()}, args.out)
+
+
+def write_summary(out: dict, dest: str) -> None:
+    """Add the across-seed summary (mean loss per mixture, TiKMiX-D's relative gain) and write the JSON."""
+    per_seed = out["seeds"]
     names = list(per_seed[0]["results"])
     mean = {n: float(np.mean([s["results"][n]["avg_loss"] for s in per_seed])) for n in names}
     rel = {f"tikmix_d_vs_{b}": 1 - mean["tikmix_d"] / mean[b] for b in ("uniform", "natural")}
-    summary = {
+    out["summary"] = {
+        "n_seeds": len(per_seed),
         "mean_avg_loss": mean,
+        "relative_improvement_vs_uniform": {n: 1 - mean[n] / mean["uniform"] for n in names},
         "tikmix_d_relative_improvement": rel,
         "passes_2pct": all(v >= 0.02 for v in rel.values()),
         "tikmix_d_beats_uniform_every_seed": all(
             s["results"]["tikmix_d"]["avg_loss"] < s["results"]["uniform"]["avg_loss"] for s in per_seed),
     }
-    out = {"protocol": vars(args), "domains": domains, "natural": dict(zip(domains, natural.tolist(), strict=True)),
-           "train_rows": train_frame.height, "val_rows": val_frame.height, "summary": summary, "seeds": per_seed,
-           "seconds": round(time.time() - started, 1), "threads": torch.get_num_threads()}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(summary, indent=2))
-
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    Path(dest).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(out["summary"], indent=2))
 
 if __name__ == "__main__":
     main()

@@ -116,7 +116,7 @@ class EKFACInfluence:
         rank = self.config.query_rank
         for name, chunks in parts.items():
             dense = torch.cat(chunks)
-            if rank is None or rank >= min(dense.shape[1:]):
+            if rank is None or rank > min(dense.shape[1:]):
                 out[name] = _Preconditioned(dense=dense)
                 continue
             u, sv, vh = torch.linalg.svd(dense, full_matrices=False)
@@ -147,19 +147,15 @@ class EKFACInfluence:
                 self_total = torch.zeros(idx.size, dtype=torch.float64)
                 for name, (a, s) in grads.items():
                     layer, pre = factors.layers[name], queries[name]
-                    sa, ss = layer.rotate_inputs(a), layer.rotate_output_grads(s)
-                    rotated = None
-                    if pre.dense is not None or self.config.self_influence:
-                        rotated = torch.einsum("bto,bti->boi", ss, sa)
                     if pre.dense is not None:
-                        total += (rotated.reshape(idx.size, -1) @ pre.dense.reshape(m, -1).T).double()
+                        total += layer.scores(a, s, pre.dense).double()
                     else:
-                        left = torch.einsum("bto,mor->btmr", ss, pre.u)
-                        right = torch.einsum("bti,mir->btmr", sa, pre.v)
+                        left = torch.einsum("bto,mor->btmr", layer.rotate_output_grads(s), pre.u)
+                        right = torch.einsum("bti,mir->btmr", layer.rotate_inputs(a), pre.v)
                         total += (left * right).sum((1, 3)).double()
                     if self.config.self_influence:
                         weights = 1.0 / (layer.eigenvalues + damping[name])
-                        self_total += (rotated.square() * weights).sum((1, 2)).double()
+                        self_total += layer.self_scores(a, s, weights).double()
                 matrix[idx] = total.numpy()
                 if self.config.self_influence:
                     self_scores[idx] = self_total.numpy()

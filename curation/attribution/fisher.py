@@ -1,11 +1,10 @@
-"""Per-example losses with labels sampled from the model's own predictive distribution (the "true" Fisher).
+"""Softmax outputs of a model, for curvature that only needs the output layer: the true Fisher (labels sampled
+from the model's own predictive distribution) and the Gauss-Newton matrix of softmax cross-entropy.
 
-EK-FAC fits its curvature to the Fisher ``E_{y~p(y|x)}[∇ℓ ∇ℓᵀ]``, which equals the Gauss-Newton matrix for
-softmax cross-entropy; using the observed labels instead (the "empirical" Fisher) is cheaper but a poorer
-approximation. An adapter may provide ``sampled_example_losses(model, batch, generator)``; otherwise the two
-built-in output types are recognised from the batch: class logits (``adapter.logits`` + label key ``y``) and
-next-token prediction (``input_ids``, ``targets``, ``target_mask``; loss = mean token NLL per row, as in the byte
-GPT adapter).
+An example's loss is read as ``Σ_t w_t · CE(logits_t, y_t)``; the two built-in output types are recognised from
+the batch: class logits (``adapter.logits`` + label key ``y``; one position, ``w = 1``) and next-token prediction
+(``input_ids``, ``targets``, ``target_mask``; ``w_t = mask_t / Σ mask``, the mean token NLL of the byte GPT
+adapter). An adapter with another output type may provide ``softmax_outputs(model, batch) -> (logits, weights)``.
 """
 
 from __future__ import annotations
@@ -18,28 +17,30 @@ from curation.errors import CurationError
 from curation.models.base import Batch, ModelAdapter
 
 
-def _sample(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    probs = torch.softmax(logits.detach().double(), dim=-1).reshape(-1, logits.shape[-1])
-    return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+def softmax_outputs(adapter: ModelAdapter, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits [B, ..., K], weights [B, ...])`` with example loss ``Σ weights · CE(logits, labels)``."""
+    custom = getattr(adapter, "softmax_outputs", None)
+    if custom is not None:
+        return custom(model, batch)
+    if "y" in batch and hasattr(adapter, "logits"):
+        logits = adapter.logits(model, batch)
+        return logits, torch.ones(logits.shape[0], dtype=logits.dtype, device=logits.device)
+    if {"input_ids", "targets", "target_mask"} <= batch.keys():
+        mask = batch["target_mask"]
+        return model(batch["input_ids"]).float(), mask / mask.sum(-1, keepdim=True).clamp_min(1.0)
+    raise CurationError(
+        f"adapter '{getattr(adapter, 'name', type(adapter).__name__)}' has no recognised softmax output: use "
+        "fisher: empirical / curvature: hessian, or give the adapter a softmax_outputs(model, batch) method"
+    )
 
 
 def sampled_example_losses(
     adapter: ModelAdapter, model: nn.Module, batch: Batch, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Per-example losses ``[B]`` at labels drawn from ``softmax(logits)`` (one forward pass, with graph)."""
-    custom = getattr(adapter, "sampled_example_losses", None)
-    if custom is not None:
-        return custom(model, batch, generator)
-    if "y" in batch and hasattr(adapter, "logits"):
-        logits = adapter.logits(model, batch)
-        return F.cross_entropy(logits, _sample(logits, generator).to(logits.device), reduction="none")
-    if {"input_ids", "targets", "target_mask"} <= batch.keys():
-        logits = model(batch["input_ids"])
-        sampled = _sample(logits, generator).to(logits.device)
-        nll = F.cross_entropy(logits.transpose(1, 2).float(), sampled, reduction="none")
-        mask = batch["target_mask"]
-        return (nll * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
-    raise CurationError(
-        f"adapter '{getattr(adapter, 'name', type(adapter).__name__)}' cannot sample labels for the Fisher: set "
-        "fisher: empirical, or give the adapter a sampled_example_losses(model, batch, generator) method"
-    )
+    logits, weights = softmax_outputs(adapter, model, batch)
+    flat = logits.reshape(-1, logits.shape[-1])
+    probs = torch.softmax(flat.detach().double(), dim=-1)
+    sampled = torch.multinomial(probs, 1, generator=generator).reshape(-1).to(flat.device)
+    nll = F.cross_entropy(flat, sampled, reduction="none").reshape(weights.shape)
+    return (nll * weights).reshape(weights.shape[0], -1).sum(1)

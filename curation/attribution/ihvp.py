@@ -1,7 +1,7 @@
 """Influence scores from any inverse-Hessian-vector-product solver (exact, CG, LiSSA share this).
 
-``score(z, q) = ∇f(q)ᵀ (H + λI)⁻¹ ∇ℓ(z)`` with ``H`` the Hessian of the mean training loss at the final
-checkpoint: positive when up-weighting ``z`` lowers the query's measurement. Removing ``z`` from ``n`` training
+``score(z, q) = ∇f(q)ᵀ (H + λI)⁻¹ ∇ℓ(z)`` with ``H`` the Hessian (or Gauss-Newton matrix) of the mean training
+loss at the final checkpoint: positive when up-weighting ``z`` lowers the query's measurement. Removing ``z`` from ``n`` training
 examples changes the query measurement by about ``+score / n``. Self-influence is
 ``∇ℓ(z)ᵀ (H + λI)⁻¹ ∇ℓ(z)``.
 """
@@ -9,6 +9,7 @@ examples changes the query measurement by about ``+score / n``. Self-influence i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import torch
@@ -26,12 +27,13 @@ def score_with_solver(
     make_solver: Callable[[TrainingObjective], Solver],
     *,
     self_influence: bool,
+    curvature: Literal["hessian", "gauss_newton"] = "hessian",
     extras: dict | None = None,
 ) -> ScoreResult:
     """Precondition the query gradients with the solver, then dot them with every training gradient."""
     model = context.final_model
     modules = context.tracked(model)
-    objective = TrainingObjective(context.adapter, model, context.train, modules, context.batch_size)
+    objective = TrainingObjective(context.adapter, model, context.train, modules, context.batch_size, curvature)
     solve = make_solver(objective)
     gq = example_gradients(
         context.adapter, model, context.queries, modules, target="measurement", batch_size=context.batch_size,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -24,6 +24,9 @@ class CGInfluenceConfig:
     """Settings of the conjugate-gradient influence function."""
 
     damping: float = field(default=1e-3, metadata={"help": "λ added to the Hessian diagonal (>= 0)"})
+    curvature: Literal["hessian", "gauss_newton"] = field(
+        default="hessian", metadata={"help": "hessian, or gauss_newton (PSD; for non-convex models)"}
+    )
     max_iter: int = field(default=200, metadata={"help": "CG iterations at most per right-hand side"})
     tol: float = field(default=1e-6, metadata={"help": "stop when ||residual|| <= tol * ||rhs||"})
     self_influence: bool = field(
@@ -56,7 +59,9 @@ def conjugate_gradient(
         ap = matvec(p)
         pap = (p * ap).sum(0)
         if bool((pap[active] <= 0).any()):
-            raise CurationError("influence_cg: H + λI has negative curvature; raise 'damping'")
+            raise CurationError(
+                "influence_cg: H + λI has negative curvature; raise 'damping' or use curvature: gauss_newton"
+            )
         alpha = torch.where(active, rs / torch.where(active, pap, 1.0), 0.0)
         x += alpha * p
         r -= alpha * ap
@@ -91,4 +96,5 @@ class CGInfluence:
 
             return solve
 
-        return score_with_solver(context, make_solver, self_influence=cfg.self_influence, extras=extras)
+        return score_with_solver(context, make_solver, self_influence=cfg.self_influence,
+                                 curvature=cfg.curvature, extras=extras)

@@ -9,7 +9,7 @@ set it to the regularisation strength to recover the exact objective Hessian.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -24,6 +24,9 @@ class ExactInfluenceConfig:
     """Settings of the explicit-Hessian influence function."""
 
     damping: float = field(default=1e-3, metadata={"help": "λ added to the Hessian diagonal (>= 0)"})
+    curvature: Literal["hessian", "gauss_newton"] = field(
+        default="hessian", metadata={"help": "hessian, or gauss_newton (PSD; for non-convex models)"}
+    )
     max_params: int = field(
         default=20_000, metadata={"help": "refuse models with more tracked parameters (the Hessian is P x P)"}
     )
@@ -41,7 +44,7 @@ def damped_inverse_solver(hessian: torch.Tensor, damping: float) -> tuple[Solver
     if float(shifted.min()) <= 0:
         raise CurationError(
             f"influence_exact: damping={damping} leaves H + λI indefinite (min eigenvalue of H is "
-            f"{float(evals.min()):.3g}); raise 'damping' above {-float(evals.min()):.3g}"
+            f"{float(evals.min()):.3g}); raise 'damping' above {-float(evals.min()):.3g} or use curvature: gauss_newton"
         )
 
     def solve(rhs: torch.Tensor) -> torch.Tensor:
@@ -72,4 +75,5 @@ class ExactInfluence:
             extras["hessian_min_eigenvalue"] = min_eig
             return solve
 
-        return score_with_solver(context, make_solver, self_influence=self.config.self_influence, extras=extras)
+        return score_with_solver(context, make_solver, self_influence=self.config.self_influence,
+                                 curvature=self.config.curvature, extras=extras)

@@ -9,7 +9,7 @@ estimates the top eigenvalue of the full Hessian by power iteration and uses ``s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -25,6 +25,9 @@ class LiSSAInfluenceConfig:
     """Settings of the LiSSA influence function."""
 
     damping: float = field(default=1e-3, metadata={"help": "λ added to the Hessian diagonal (>= 0)"})
+    curvature: Literal["hessian", "gauss_newton"] = field(
+        default="hessian", metadata={"help": "hessian, or gauss_newton (PSD; for non-convex models)"}
+    )
     depth: int = field(default=1000, metadata={"help": "recursion steps T"})
     batch_size: int = field(default=64, metadata={"help": "examples per stochastic Hessian H_t"})
     repeats: int = field(default=1, metadata={"help": "independent recursions averaged"})
@@ -98,4 +101,5 @@ class LiSSAInfluence:
 
             return solve
 
-        return score_with_solver(context, make_solver, self_influence=cfg.self_influence, extras=extras)
+        return score_with_solver(context, make_solver, self_influence=cfg.self_influence,
+                                 curvature=cfg.curvature, extras=extras)

@@ -10,6 +10,7 @@ take per-example dot products without ever materialising gradients of the whole 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Self
 
 import torch
 from torch import nn
@@ -34,7 +35,7 @@ class LinearCapture:
         self._handles: list = []
         self._saved_flags: list[tuple[nn.Parameter, bool]] = []
 
-    def __enter__(self) -> LinearCapture:
+    def __enter__(self) -> Self:
         for name, module in self.modules.items():
             self._handles.append(module.register_forward_hook(self._hook(name)))
             self._saved_flags.append((module.weight, module.weight.requires_grad))

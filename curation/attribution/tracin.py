@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from curation.attribution.base import ScoreResult, ScoringContext
-from curation.gradients.featurize import FeaturizeConfig, checkpoint_features
+from curation.gradients.featurize import FeaturizeConfig, checkpoint_features, store_folder
 from curation.gradients.projection import ProjectionConfig
 
 Normalize = Literal["none", "train", "both"]
@@ -39,6 +39,7 @@ class TracInConfig:
     )
     shard_size: int = field(default=256, metadata={"help": "rows per gradient shard"})
     store: str = field(default="", metadata={"help": "folder for resumable gradient features; empty = temporary"})
+    query_store: str = field(default="", metadata={"help": "folder for query features; empty = same as store"})
 
 
 def unit_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -80,7 +81,8 @@ class TracInScorer:
     def _features(self, ctx: ScoringContext, target: str, split: str, frame) -> list[np.ndarray]:
         cfg = FeaturizeConfig(target=target, modules=ctx.modules or (), projection=self.config.projection,
                               shard_size=self.config.shard_size, batch_size=ctx.batch_size)
-        store = f"{self.config.store}/{split}-{target}" if self.config.store else None
+        root = self.config.query_store or self.config.store if split == "query" else self.config.store
+        store = store_folder(root, split, target, frame) if root else None
         models = [c.model for c in ctx.checkpoints]
         return [g for g, _ in checkpoint_features(ctx.adapter, models, frame, cfg, store_dir=store)]
 
@@ -95,6 +97,14 @@ class TracInScorer:
             query_ids=context.queries["example_id"].to_list(),
             extras={"learning_rates": lrs, "normalize": self.config.normalize},
         )
+
+    def prepare(self, context: ScoringContext, *, queries: bool = True) -> None:
+        """Compute the gradient features into ``config.store`` so a later ``score`` only reads them."""
+        if not self.config.store:
+            raise ValueError("prepare needs config.store (a folder for the gradient store)")
+        self._features(context, "loss", "train", context.train)
+        if queries:
+            self._features(context, "measurement", "query", context.queries)
 
     def self_influence(self, context: ScoringContext) -> np.ndarray:
         """Self-influence only (no query gradients are computed)."""

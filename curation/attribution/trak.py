@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from curation.attribution.base import ScoreResult, ScoringContext
-from curation.gradients.featurize import FeaturizeConfig, checkpoint_features
+from curation.gradients.featurize import FeaturizeConfig, checkpoint_features, store_folder
 from curation.gradients.projection import ProjectionConfig
 
 
@@ -40,6 +40,7 @@ class TRAKConfig:
     )
     shard_size: int = field(default=256, metadata={"help": "rows per gradient shard"})
     store: str = field(default="", metadata={"help": "folder for resumable gradient features; empty = temporary"})
+    query_store: str = field(default="", metadata={"help": "folder for query features; empty = same as store"})
 
     def __post_init__(self) -> None:
         if self.damping < 0:
@@ -59,11 +60,14 @@ def trak_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(matrix [n_train, n_query], self_influence [n_train])`` from per-model features and ``Q`` vectors."""
     matrix = np.zeros((train[0].shape[0], queries[0].shape[0]))
+    leverage = np.zeros(train[0].shape[0])
     for phi, phi_q in zip(train, queries, strict=True):
         phi = np.asarray(phi, dtype=np.float64)
-        matrix += phi @ trak_kernel(phi, damping) @ np.asarray(phi_q, dtype=np.float64).T  # X_m phi_m(q)
+        x = phi @ trak_kernel(phi, damping)  # X_m = Phi K
+        matrix += x @ np.asarray(phi_q, dtype=np.float64).T
+        leverage += np.einsum("ij,ij->i", x, phi)
     q = _mean_q(q_weights)
-    return matrix / len(train) * q[:, None], trak_self_influence(train, q_weights, damping=damping)
+    return matrix / len(train) * q[:, None], leverage / len(train) * q
 
 
 def trak_self_influence(train: Sequence[np.ndarray], q_weights: Sequence[np.ndarray], *, damping: float) -> np.ndarray:
@@ -97,7 +101,8 @@ class TRAKScorer:
     def _features(self, ctx: ScoringContext, frame, split: str, target: str) -> list[tuple[np.ndarray, np.ndarray]]:
         cfg = FeaturizeConfig(target=target, modules=ctx.modules or (), projection=self.config.projection,
                               shard_size=self.config.shard_size, batch_size=ctx.batch_size)
-        store = f"{self.config.store}/{split}-{target}" if self.config.store else None
+        root = self.config.query_store or self.config.store if split == "query" else self.config.store
+        store = store_folder(root, split, target, frame) if root else None
         return checkpoint_features(ctx.adapter, [c.model for c in ctx.checkpoints], frame, cfg, store_dir=store)
 
     def _train(self, ctx: ScoringContext) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -21,8 +21,13 @@ COMMANDS = {
     "plugins": "plugins_cmd",
     "config": "config_group",
     "validate": "validate_cmd",
+    "mixture": "mixture_group",
+    "unlearn": "unlearn_cmd",
+    "verify_unlearning": "verify_unlearning_cmd",
     "schedule": "schedule_group",
     "hooks": "hooks_group",
+    "provenance": "provenance_cmd",
+    "membership": "membership_cmd",
 }
 
 

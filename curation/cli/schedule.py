@@ -33,8 +33,9 @@ def check_target(project_dir: str, target: str) -> None:
 def schedule_group() -> None:
     """Run pipeline targets on a cron schedule (APScheduler; jobs persist in ./schedules.sqlite).
 
-    Each execution runs `dvc repro TARGET` in the project exactly as a person would, under a per-target lock, as
-    one parent MLflow run tagged trigger=schedule (run-now: trigger=manual) with the stage runs nested under it.
+    Each execution runs `dvc repro TARGET` in the project exactly as a person would, under the project's job lock
+    (one job at a time, so a target never runs twice at once), as one parent MLflow run tagged trigger=schedule
+    (run-now: trigger=manual) with the stage runs nested under it.
 
     \b
     Example:

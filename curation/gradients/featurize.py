@@ -189,3 +189,9 @@ def checkpoint_features(
     with tempfile.TemporaryDirectory(prefix="curation-grads-") as tmp:
         store = featurize(adapter, checkpoints, frame, store_dir or tmp, cfg, show_progress=show_progress)
         return [(np.array(store.grads(c)), np.array(store.values(c))) for c in checkpoints]
+
+
+def store_folder(root: str, split: str, target: str, frame: pl.DataFrame) -> str:
+    """Store path of one table's features: ``<root>/<split>-<target>-<digest of the rows>``, so several tables
+    (query sets, training samples) share one root and a changed table never collides with an old store."""
+    return f"{root}/{split}-{target}-{frame_digest(frame)[:10]}"

@@ -3,8 +3,8 @@
 ``InverseHessian.solve(vectors)`` returns ``(H + λI)⁻¹ v`` for each row of ``vectors`` (flattened over the tracked
 parameters, in ``named_parameters`` order, as ``curation.gradients`` flattens them). ``identity`` is the plain
 gradient dot product (``H = I``); ``lissa`` runs the LiSSA recursion with exact Hessian-vector products (double
-backprop) of the mean training loss over a fixed sample of training rows. EK-FAC is taken from
-``curation.attribution`` when that module provides one (see ``make_inverse_hessian``).
+backprop) of the mean training loss over a fixed sample of training rows; ``ekfac`` applies the eigenvalue-corrected
+Kronecker-factored Fisher fitted by ``curation.attribution.ekfac_factors.fit_ekfac`` (``nn.Linear`` modules only).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class HessianConfig:
     """Which inverse-Hessian approximation to use and its settings."""
 
     kind: str = field(default="identity", metadata={"help": "identity, lissa or ekfac"})
-    damping: float = field(default=1e-3, metadata={"help": "λ added to the Hessian diagonal (lissa, ekfac)"})
+    damping: float = field(default=1e-3, metadata={"help": "λ added to the Hessian diagonal (lissa; ekfac: 0 = 0.1 x mean eigenvalue per layer)"})
     rows: int = field(default=128, metadata={"help": "training rows whose mean loss defines H (lissa, ekfac)"})
     lissa_steps: int = field(default=100, metadata={"help": "LiSSA recursion depth"})
     lissa_scale: float = field(default=0.0, metadata={"help": "LiSSA scale s (> largest eigenvalue); 0 = estimate by power iteration"})
@@ -131,4 +131,40 @@ def make_inverse_hessian(
     if cfg.kind == "lissa":
         return LiSSAHessian(HVP(adapter, model, train_sample, modules), damping=cfg.damping,
                             steps=cfg.lissa_steps, scale=cfg.lissa_scale)
-    return _ekfac(cfg, adapter, model, train_sample, modules)
+    return EKFACHessian(adapter, model, train_sample, modules, damping=cfg.damping)
+
+
+class EKFACHessian:
+    """``(F + λI)⁻¹ v`` per ``nn.Linear`` layer in the EK-FAC eigenbasis: ``Q_S [(Q_Sᵀ V Q_A) ⊘ (Λ + λ)] Q_Aᵀ``."""
+
+    name = "ekfac"
+
+    def __init__(self, adapter: ModelAdapter, model: nn.Module, frame: pl.DataFrame, modules: Sequence[str], *,
+                 damping: float, batch_size: int = 32) -> None:
+        from curation.attribution.ekfac_factors import fit_ekfac
+
+        self.factors = fit_ekfac(adapter, model, frame, modules, batch_size=batch_size, fisher="empirical")
+        self.damping = {n: damping or layer.heuristic_damping() for n, layer in self.factors.layers.items()}
+        found = dict(model.named_modules())
+        order = dict.fromkeys(p.rsplit(".", 1)[0] for p in tracked_parameters(model, modules))  # flattening order
+        self.shapes = [(n, found[n].weight.shape, found[n].bias is not None) for n in order]
+
+    def solve(self, vectors: torch.Tensor) -> torch.Tensor:
+        out, offset = [], 0
+        for name, (rows, cols), has_bias in self.shapes:
+            width = rows * cols + (rows if has_bias else 0)
+            block = vectors[:, offset : offset + width]
+            offset += width
+            v = block[:, : rows * cols].reshape(-1, rows, cols)
+            if has_bias:
+                v = torch.cat([v, block[:, rows * cols :].unsqueeze(-1)], dim=-1)
+            layer = self.factors.layers[name]
+            q_s, q_a = layer.q_s.to(v.dtype), layer.q_a.to(v.dtype)
+            inner = (q_s.T @ v @ q_a) / (layer.eigenvalues.to(v.dtype) + self.damping[name])
+            x = q_s @ inner @ q_a.T
+            out.append(x[..., :cols].reshape(-1, rows * cols))
+            if has_bias:
+                out.append(x[..., cols])
+        if offset != vectors.shape[1]:
+            raise CurationError(f"EK-FAC covers {offset} parameters but the gradients have {vectors.shape[1]}")
+        return torch.cat(out, dim=1)

@@ -50,7 +50,7 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, cfg: SurrogateConfig, *, seed: i
             raise MissingExtraError("surrogate kind 'lightgbm' needs LightGBM: pip install 'curation[gbdt]'") from None
         model = lightgbm.LGBMRegressor(num_leaves=cfg.num_leaves, n_estimators=cfg.n_estimators,
                                        learning_rate=cfg.learning_rate, min_child_samples=cfg.min_child_samples,
-                                       random_state=seed, verbose=-1)
+                                       random_state=seed, n_jobs=1, verbose=-1)
     else:
         from sklearn.linear_model import RidgeCV
         from sklearn.pipeline import make_pipeline

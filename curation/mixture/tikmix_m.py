@@ -21,7 +21,7 @@ from scipy.stats import qmc
 
 from curation.errors import CurationError
 from curation.mixture.surrogate import Predictor, SurrogateConfig, fit_surrogate, resolved_kind
-from curation.mixture.tikmix_d import MixtureSolution
+from curation.mixture.tikmix_d import MixtureSolution, TikmixDConfig
 from curation.progress import progress_bar
 
 Labeler = Callable[[np.ndarray], float]
@@ -48,6 +48,7 @@ class SearchConfig:
 class TikmixMConfig:
     """Candidate sampling, surrogate and search of TiKMiX-M."""
 
+    anchor: TikmixDConfig = field(default_factory=TikmixDConfig, metadata={"help": "TiKMiX-D settings of the anchor"})
     candidates: int = field(default=16, metadata={"help": "labelled candidate mixtures (N)"})
     low: float = field(default=0.5, metadata={"help": "lower box factor around the anchor weight"})
     high: float = field(default=2.0, metadata={"help": "upper box factor around the anchor weight"})

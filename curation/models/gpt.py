@@ -131,9 +131,10 @@ class ByteGPTAdapter:
         """Log of the full next-byte distribution at every target position, shape ``[batch, time, 256]``.
 
         Membership scores such as Min-K%++ normalise each token's log-probability by the moments of this
-        distribution; positions where ``target_mask`` is 0 hold valid but meaningless rows.
+        distribution, which float32 rounding visibly perturbs, so the normalisation is done in float64.
+        Positions where ``target_mask`` is 0 hold valid but meaningless rows.
         """
-        return torch.log_softmax(model(batch["input_ids"]).float(), dim=-1)
+        return torch.log_softmax(model(batch["input_ids"]).double(), dim=-1)
 
     def example_losses(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         logits = model(batch["input_ids"])

@@ -1,7 +1,12 @@
 """Provenance: is a model, or a body of text, derived from one of our training runs?
 
-- ``membership``: per-example membership scores for causal LMs (loss, zlib, reference, Min-K%, Min-K%++).
+- ``membership``: per-example membership scores for causal LMs (loss, zlib, reference, Min-K%, Min-K%++);
+  every scorer is ``(adapter, model, frame) -> example_id, score`` with higher = more member-like.
 - ``palimpsest``: the palimpsestic query test (Spearman of training position against reference-normalised loss)
   and the two observational tests (span overlap; retraining the last phase on reshuffled orders).
-- ``retrain``: the small explicit-order training loop the observational test (b) and the demo suspects use.
+- ``suspects``: load suspects (checkpoint or ``models:/`` URI) and run the query test for each.
+- ``retrain``: the explicit-order training loop used by observational test (b) and to derive demo suspects.
+- ``generate``: sampling suspect text from a byte-level GPT.
+- ``testbed``: tiny-GPT ground truth (our run, derived and independent models) for tests and benchmarks.
+- ``config``: the ``provenance_suspects`` and ``test_provenance`` stage configs.
 """

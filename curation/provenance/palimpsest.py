@@ -59,7 +59,7 @@ def check_positions(positions: pl.DataFrame, where: str = "positions") -> pl.Dat
     if positions["position"].null_count():
         row = positions["position"].is_null().arg_true()[0]
         raise CurationError(f"{where}: column 'position' is null at row {row}")
-    dup = positions["example_id"].is_duplicated()
+    dup = ~positions["example_id"].is_first_distinct()
     if dup.any():
         row = dup.arg_true()[0]
         raise CurationError(
@@ -194,9 +194,20 @@ class RetrainResult:
 
 
 def total_loglik(adapter: ModelAdapter, model: nn.Module, texts: pl.DataFrame) -> tuple[float, int]:
-    """Sum of token log-probabilities of all rows and the number of tokens scored."""
-    st = token_stats(adapter, model, texts)
-    return float(sum(a.sum() for a in st.logprobs)), int(sum(a.size for a in st.logprobs))
+    """Sum of token log-probabilities of all rows and the number of tokens scored.
+
+    With a ``prompt`` column each row is scored as ``prompt + text`` and only the completion's tokens count
+    (the prompt is context, as in the paper's setting of 32-token completions of 20-token prompts).
+    """
+    if "prompt" not in texts.columns:
+        st = token_stats(adapter, model, texts)
+        return float(sum(a.sum() for a in st.logprobs)), int(sum(a.size for a in st.logprobs))
+    joined = texts.with_columns(text=pl.col("prompt") + pl.col("text"))
+    st = token_stats(adapter, model, joined)
+    prompt_tokens = token_stats(adapter, model, texts.select("example_id", text=pl.col("prompt")))
+    skip = [a.size for a in prompt_tokens.logprobs]  # prompt of P tokens = P - 1 targets; completion follows
+    kept = [a[k:] for a, k in zip(st.logprobs, skip, strict=True)]
+    return float(sum(a.sum() for a in kept)), int(sum(a.size for a in kept))
 
 
 def last_phase(frame: pl.DataFrame, positions: pl.DataFrame, fraction: float) -> pl.DataFrame:
@@ -204,7 +215,7 @@ def last_phase(frame: pl.DataFrame, positions: pl.DataFrame, fraction: float) ->
     if not 0.0 < fraction < 1.0:
         raise CurationError(f"retrain test: fraction={fraction} must lie in (0, 1)")
     ordered = check_positions(positions).join(frame, on="example_id", how="inner").sort("position")
-    start = int(round((1.0 - fraction) * ordered.height))
+    start = round((1.0 - fraction) * ordered.height)
     return ordered.slice(start).drop("position")
 
 
@@ -219,7 +230,8 @@ def retrain_test(
     seed: int = 0,
 ) -> RetrainResult:
     """Retrain ``phase`` (rows in original order) from ``boundary_model`` once as is and ``n_reshuffles`` times
-    reshuffled, with the same procedure; compare the suspect texts' log-likelihood (``example_id, text``)."""
+    reshuffled, with the same procedure; compare the suspect texts' log-likelihood (``example_id, text`` and
+    optionally ``prompt``: then only the completion ``text`` is scored, in the prompt's context)."""
     if n_reshuffles < 2:
         raise CurationError(f"retrain test: n_reshuffles={n_reshuffles} must be at least 2")
     orders = [phase] + [reshuffled(phase, seed + 1 + j) for j in range(n_reshuffles)]

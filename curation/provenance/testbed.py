@@ -62,3 +62,14 @@ def train_run(frame: pl.DataFrame, *, seed: int, cfg: OrderedTrainConfig, gpt: B
                              copy_model=False)
     positions = pl.DataFrame({"example_id": rows["example_id"], "position": np.arange(frame.height)})
     return Run(trained, positions)
+
+
+def split(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(training pool: hash pools 0-6, other text: pools 7-9)."""
+    return frame.filter(pl.col("pool") < 7), frame.filter(pl.col("pool") >= 7)
+
+
+ALICE = OrderedTrainConfig(learning_rate=3e-3, batch_size=8)  # "our run": small batches, constant rate
+REFERENCE = OrderedTrainConfig(learning_rate=3e-3, batch_size=16)  # independent reference model
+NULL = OrderedTrainConfig(learning_rate=3e-3, batch_size=32)  # cheap independent null models
+FINETUNE = OrderedTrainConfig(learning_rate=3e-4, batch_size=8)  # derivation: continued training on other text

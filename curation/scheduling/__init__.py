@@ -1,7 +1,7 @@
 """Schedules for curation jobs; the only package that imports APScheduler.
 
 A schedule is a cron expression and a DVC target. Its job runs ``dvc repro <target>`` in the project as a person
-would (``jobs.run_target``), under a per-target file lock, as one parent MLflow run. Schedules live in an
+would (``jobs.run_target``), under a project-wide file lock, as one parent MLflow run. Schedules live in an
 APScheduler SQLAlchemy job store (``schedules.sqlite`` beside the project), so they survive restarts; the job
 function is referenced textually and its arguments are plain JSON-able values.
 """

@@ -1,4 +1,4 @@
-"""One job execution: ``dvc repro <target>`` in the project, under a per-target lock, as one parent MLflow run.
+"""One job execution: ``dvc repro <target>`` in the project, under the project lock, as one parent MLflow run.
 
 The job runs exactly the commands a person would type (optionally ``git pull --ff-only`` and ``dvc pull`` first),
 so scheduled, webhook-triggered and manual runs behave identically and DVC's caching decides what reruns.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curation.tracking.env import DEFAULT_ARTIFACTS, DEFAULT_DB, quiet_telemetry
-from curation.tracking.recorder import DEFAULT_EXPERIMENT
+from curation.tracking.recorder import DEFAULT_EXPERIMENT, short_git_sha
 
 quiet_telemetry()
 import mlflow  # noqa: E402
@@ -90,9 +90,8 @@ def parent_run(
     client = MlflowClient(tracking_uri=uri)
     exp_name = experiment or os.environ.get("CURATION_EXPERIMENT", DEFAULT_EXPERIMENT)
     exp_id = _experiment_id(client, exp_name, project, uri)
-    run = client.create_run(
-        exp_id, run_name=f"job:{name}", tags={"trigger": trigger, "curation.job": name, **(tags or {})}
-    )
+    base_tags = {"trigger": trigger, "curation.job": name, "curation.git_rev": short_git_sha(project)}
+    run = client.create_run(exp_id, run_name=f"job:{name}", tags={**base_tags, **(tags or {})})
     handle = ParentRun(client=client, run_id=run.info.run_id, experiment_id=exp_id, trigger=trigger)
     handle.env = {
         "CURATION_PARENT_RUN_ID": handle.run_id,

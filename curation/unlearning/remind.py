@@ -25,6 +25,7 @@ from torch import nn
 
 from curation.models.base import Batch, ModelAdapter
 from curation.models.gpt import ByteGPTAdapter
+from curation.progress import progress_bar
 
 SPLITS = ("forget", "retain", "holdout")
 FEATURES = (
@@ -86,12 +87,14 @@ def neighbour_losses(
     model.eval()
     gen = torch.Generator().manual_seed(cfg.seed)
     l0, lk, dk = [], [], []
-    for start in range(0, frame.height, chunk):
-        batch = adapter.collate(frame[start : start + chunk])
-        l0.append(adapter.example_losses(model, batch).double().numpy())
-        pairs = [perturb(adapter, model, batch, cfg, gen) for _ in range(cfg.n_neighbors)]
-        lk.append(np.stack([adapter.example_losses(model, b).double().numpy() for b, _ in pairs], axis=1))
-        dk.append(np.stack([d.double().numpy() for _, d in pairs], axis=1))
+    with progress_bar(total=frame.height, description="REMIND neighbours", enabled=frame.height > chunk) as advance:
+        for start in range(0, frame.height, chunk):
+            batch = adapter.collate(frame[start : start + chunk])
+            l0.append(adapter.example_losses(model, batch).double().numpy())
+            pairs = [perturb(adapter, model, batch, cfg, gen) for _ in range(cfg.n_neighbors)]
+            lk.append(np.stack([adapter.example_losses(model, b).double().numpy() for b, _ in pairs], axis=1))
+            dk.append(np.stack([d.double().numpy() for _, d in pairs], axis=1))
+            advance(l0[-1].shape[0])
     return np.concatenate(l0), np.concatenate(lk), np.concatenate(dk)
 
 

@@ -6,17 +6,30 @@ Criteria (each a value, a threshold from the config and a pass flag; the verdict
   (0.5 without a reference). Two-sided on purpose: an AUC far *below* the reference (over-unlearning, the forget
   set now looks stranger than unseen data) is as detectable by an attacker as residual memorisation.
 - ``abs_privleak``: |MUSE PrivLeak| in percent from the Min-K% attack, relative to the reference.
-- ``forget_quality``: TOFU-style KS p-value between forget-set losses of the candidate and of the reference
-  (without a reference: the candidate's forget vs holdout losses, reported as ``forget_quality_vs_holdout``).
-- ``retain_loss_increase`` (nats) and ``val_loss_increase`` (relative): utility kept w.r.t. the original model.
+- ``forget_quality``: TOFU-style KS p-value between the forget-set loss distributions of the candidate and of the
+  reference, each forget loss expressed as a percentile of the same model's holdout losses (the analogue of
+  TOFU's normalised truth ratio: independently trained small models differ in overall loss level, which a raw-loss
+  KS test flags; the raw-loss p-value is reported as ``forget_quality_raw_*``). Without a reference: the
+  candidate's forget vs holdout losses, reported as ``forget_quality_vs_holdout``.
+- ``retain_loss_increase`` (nats) and ``val_loss_increase`` (relative): utility kept, measured against the worse
+  of the original model and the retrained reference (matching the gold standard is never a utility failure).
 - ``remind_auc_gap``: |REMIND forget-vs-holdout classifier AUC - the reference's| (0.5 without a reference).
 
 ``severity`` = the worst criterion's value in threshold units (> 1 fails), a continuous score for benchmarks.
+Power: the same criteria are applied to the untouched original model; if it would pass as well, the request's
+rows were never detectably memorised and the verdict is marked inconclusive (``conclusive`` = 0, tag
+``unlearning.conclusive=false``) rather than trusted as evidence of forgetting.
+AUC-based thresholds (MIA gaps, REMIND gap, PrivLeak) are floors: with ``se`` the standard error of an AUC of
+0.5 at the forget/holdout sizes (``mia_auc_null_se``), each is widened to ``w = noise_z * sqrt(2) * se`` (the
+noise of a difference of two AUCs; ``100 * w / AUC_ref`` for PrivLeak) when that is larger, so that a small
+forget request does not fail an exact retrain by sampling noise alone. With 100 forget and 500 holdout rows
+``w`` = 0.11; with 40 and 120, 0.19.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +58,11 @@ class UnlearningCheckConfig:
         default=0.25, metadata={"help": "max relative increase of validation loss over the original model"}
     )
     max_remind_auc_gap: float = field(default=0.1, metadata={"help": "max |REMIND AUC - reference REMIND AUC|"})
+    noise_z: float = field(
+        default=2.5,
+        metadata={"help": "widen AUC/PrivLeak thresholds to noise_z null standard errors of an AUC difference "
+                          "at the pool sizes (small requests); 0 = fixed thresholds"},
+    )
     use_remind: bool = field(default=True, metadata={"help": "compute REMIND and include it in the verdict"})
     k: float = field(default=0.4, metadata={"help": "Min-K% / Min-K%++ fraction of lowest tokens"})
     max_eval_rows: int = field(default=1000, metadata={"help": "cap on rows per pool (seeded sample); 0 = all"})
@@ -89,6 +107,7 @@ class Verification:
         tags = {"unlearning.verified": str(self.passed).lower(), "unlearning.severity": f"{self.severity:.4g}"}
         failed = self.criteria.filter(~pl.col("passed"))["criterion"].to_list()
         tags["unlearning.failed_criteria"] = ",".join(failed) or "none"
+        tags["unlearning.conclusive"] = str(bool(self.metrics.get("conclusive"))).lower()
         for key in ("mia_auc_loss_unlearned", "privleak", "forget_quality"):
             if key in self.metrics:
                 tags[f"unlearning.{key}"] = f"{self.metrics[key]:.4g}"
@@ -108,7 +127,10 @@ class UnlearningCheck:
     def __init__(self, config: UnlearningCheckConfig | None = None) -> None:
         self.config = config or UnlearningCheckConfig()
 
-    def _scores(self, inputs: UnlearningInputs, pools: dict[str, pl.DataFrame], models: dict[str, nn.Module]):
+    def _scores(
+        self, inputs: UnlearningInputs, pools: dict[str, pl.DataFrame], models: dict[str, nn.Module]
+    ) -> pl.DataFrame:
+        """Membership scores of every model on every pool, stacked with ``model`` and ``split`` columns."""
         frames = []
         for model_name, model in models.items():
             for split, frame in pools.items():
@@ -142,51 +164,84 @@ class UnlearningCheck:
                 metrics[f"mia_tpr_at_5fpr_{attack}_{model}"] = tpr_at_fpr(f, h, 0.05)
             for split in POOLS:
                 metrics[f"{split}_loss_{model}"] = float(col(model, split, "loss_value").mean())
+        n_f, n_h = pools["forget"].height, pools["holdout"].height
+        metrics["mia_auc_null_se"] = math.sqrt((n_f + n_h + 1) / (12 * n_f * n_h))  # AUC sampling noise at 0.5
+        widen = cfg.noise_z * math.sqrt(2) * metrics["mia_auc_null_se"]
+        auc_tol, remind_tol = max(cfg.max_mia_auc_gap, widen), max(cfg.max_remind_auc_gap, widen)
         has_ref = inputs.reference is not None
-        base = "reference" if has_ref else None
-        rows = []
-        for attack in ("loss", "min_k_pp"):
-            if attack in attacks:
-                ref_auc = metrics[f"mia_auc_{attack}_{base}"] if base else 0.5
-                gap = abs(metrics[f"mia_auc_{attack}_unlearned"] - ref_auc)
-                rows.append((f"mia_auc_gap_{attack}", gap, cfg.max_mia_auc_gap, "<="))
-        pl_attack = "min_k" if "min_k" in attacks else "loss"
-        metrics["privleak"] = privleak(metrics[f"mia_auc_{pl_attack}_unlearned"],
-                                       metrics[f"mia_auc_{pl_attack}_{base}"] if base else 0.5)
-        rows.append(("abs_privleak", abs(metrics["privleak"]), cfg.max_abs_privleak, "<="))
-        other = col("reference", "forget", "loss_value") if has_ref else col("unlearned", "holdout", "loss_value")
-        metrics["forget_quality"] = forget_quality(col("unlearned", "forget", "loss_value"), other)
-        fq_name = "forget_quality" if has_ref else "forget_quality_vs_holdout"
-        rows.append((fq_name, metrics["forget_quality"], cfg.min_forget_quality, ">="))
-        rows.append(("retain_loss_increase", metrics["retain_loss_unlearned"] - metrics["retain_loss_original"],
-                     cfg.max_retain_loss_increase, "<="))
-        rows.append(("val_loss_increase",
-                     metrics["validation_loss_unlearned"] / max(metrics["validation_loss_original"], 1e-12) - 1,
-                     cfg.max_val_loss_increase, "<="))
+        metrics["has_reference"] = float(has_ref)
         remind_frame = None
         if cfg.use_remind:
             remind_pools = {s: pools[s] for s in ("forget", "retain", "holdout")}
             frames = []
-            for model in ("unlearned", "reference") if has_ref else ("unlearned",):
-                feats = remind_features(inputs.adapter, models[model], remind_pools, cfg.remind)
-                metrics.update({f"{k}_{model}": v for k, v in remind_metrics(feats, cfg.remind).items()})
-                frames.append(feats.with_columns(model=pl.lit(model)))
+            for name, model in models.items():
+                feats = remind_features(inputs.adapter, model, remind_pools, cfg.remind)
+                metrics.update({f"{k}_{name}": v for k, v in remind_metrics(feats, cfg.remind).items()})
+                frames.append(feats.with_columns(model=pl.lit(name)))
             remind_frame = pl.concat(frames)
-            ref_remind = metrics["remind_auc_forget_holdout_reference"] if has_ref else 0.5
-            rows.append(("remind_auc_gap", abs(metrics["remind_auc_forget_holdout_unlearned"] - ref_remind),
-                         cfg.max_remind_auc_gap, "<="))
-        criteria = pl.DataFrame(rows, schema=["criterion", "value", "threshold", "rule"], orient="row")
-        criteria = criteria.with_columns(
-            passed=pl.when(pl.col("rule") == "<=").then(pl.col("value") <= pl.col("threshold"))
-            .otherwise(pl.col("value") >= pl.col("threshold")),
-            severity=pl.Series([_severity(v, t, r) for _, v, t, r in rows]),
-        )
+        tolerances = {"auc": auc_tol, "remind": remind_tol, "widen": widen}
+        criteria = self._criteria("unlearned", metrics, col, attacks, tolerances)
+        # power: the same criteria applied to the untouched original; if it passes too, the verdict is inconclusive
+        original_criteria = self._criteria("original", metrics, col, attacks, tolerances)
         severity = float(criteria["severity"].max())
         passed = bool(criteria["passed"].all())
         metrics["verified"] = float(passed)
         metrics["severity"] = severity
-        metrics["has_reference"] = float(has_ref)
+        metrics["original_severity"] = float(original_criteria["severity"].max())
+        metrics["conclusive"] = float(not original_criteria["passed"].all())
+        metrics["privleak"] = metrics["privleak_unlearned"]
+        metrics["forget_quality"] = metrics["forget_quality_unlearned"]
         return Verification(passed, severity, criteria, metrics, scores, remind_frame)
+
+    def _criteria(
+        self, candidate: str, metrics: dict[str, float], col: Callable[[str, str, str], np.ndarray],
+        attacks: list[str], tol: dict[str, float],
+    ) -> pl.DataFrame:
+        """Criteria rows for ``candidate`` (a model name in ``metrics``) against the reference or chance."""
+        cfg = self.config
+        has_ref = bool(metrics["has_reference"])
+        rows = []
+        for attack in ("loss", "min_k_pp"):
+            if attack in attacks:
+                ref_auc = metrics[f"mia_auc_{attack}_reference"] if has_ref else 0.5
+                rows.append((f"mia_auc_gap_{attack}", abs(metrics[f"mia_auc_{attack}_{candidate}"] - ref_auc),
+                             tol["auc"], "<="))
+        pl_attack = "min_k" if "min_k" in attacks else "loss"
+        pl_ref = metrics[f"mia_auc_{pl_attack}_reference"] if has_ref else 0.5
+        leak = metrics[f"privleak_{candidate}"] = privleak(metrics[f"mia_auc_{pl_attack}_{candidate}"], pl_ref)
+        rows.append(("abs_privleak", abs(leak), max(cfg.max_abs_privleak, 100 * tol["widen"] / pl_ref), "<="))
+        if has_ref:
+            fq = forget_quality(holdout_percentiles(col, candidate), holdout_percentiles(col, "reference"))
+            metrics[f"forget_quality_raw_{candidate}"] = forget_quality(
+                col(candidate, "forget", "loss_value"), col("reference", "forget", "loss_value"))
+        else:
+            fq = forget_quality(col(candidate, "forget", "loss_value"), col(candidate, "holdout", "loss_value"))
+        metrics[f"forget_quality_{candidate}"] = fq
+        rows.append(("forget_quality" if has_ref else "forget_quality_vs_holdout", fq, cfg.min_forget_quality, ">="))
+        models = ("original", "reference") if has_ref else ("original",)
+        retain_base = max(metrics[f"retain_loss_{m}"] for m in models)
+        val_base = max(metrics[f"validation_loss_{m}"] for m in models)
+        rows.append(("retain_loss_increase", metrics[f"retain_loss_{candidate}"] - retain_base,
+                     cfg.max_retain_loss_increase, "<="))
+        rows.append(("val_loss_increase", metrics[f"validation_loss_{candidate}"] / max(val_base, 1e-12) - 1,
+                     cfg.max_val_loss_increase, "<="))
+        if cfg.use_remind:
+            ref_remind = metrics["remind_auc_forget_holdout_reference"] if has_ref else 0.5
+            rows.append(("remind_auc_gap", abs(metrics[f"remind_auc_forget_holdout_{candidate}"] - ref_remind),
+                         tol["remind"], "<="))
+        criteria = pl.DataFrame(rows, schema=["criterion", "value", "threshold", "rule"], orient="row")
+        return criteria.with_columns(
+            passed=pl.when(pl.col("rule") == "<=").then(pl.col("value") <= pl.col("threshold"))
+            .otherwise(pl.col("value") >= pl.col("threshold")),
+            severity=pl.Series([_severity(v, t, r) for _, v, t, r in rows]),
+        )
+
+
+def holdout_percentiles(col: Callable[[str, str, str], np.ndarray], model: str) -> np.ndarray:
+    """Each forget row's loss as a percentile of the same model's holdout losses (calibrates away run-to-run
+    differences of overall loss level between independently trained models; uniform when forget ~ holdout)."""
+    holdout = np.sort(col(model, "holdout", "loss_value"))
+    return np.searchsorted(holdout, col(model, "forget", "loss_value"), side="right") / holdout.size
 
 
 def _severity(value: float, threshold: float, rule: str) -> float:

@@ -22,6 +22,11 @@ ACCEPTED_EVENTS = ("model_version.created", "model_version_alias.created")
 MAX_BODY_BYTES = 1 << 20
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # MLflow delivers from a pool of 10 threads and retries; the default of 5 resets
+
+
 def parse_event(body: bytes) -> tuple[str, str, str] | None:
     """(event, model name, version) of a model-version event; None for other events; malformed -> 400."""
     try:
@@ -83,8 +88,7 @@ class WebhookReceiver:
         self.path = "/" + path.strip("/")
         self.tolerance_s = tolerance_s
         self.on_queued = on_queued
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), Handler)
         self._thread: threading.Thread | None = None
 
     @property

@@ -22,7 +22,7 @@ LOCK_WAIT_S = 6 * 3600  # a webhook job waits for a running (e.g. scheduled) job
 
 def job_verdicts(project_dir: Path, target: str, status: str, run_id: str | None) -> dict[str, str]:
     """The tags one job sets on its model version."""
-    tags = {"curation.job.status": status, "curation.job.target": target, "curation.job.trigger": "webhook"}
+    tags = {"curation.job.target": target, "curation.job.trigger": "webhook"}
     if run_id:
         tags["curation.job.run_id"] = run_id
     metrics_file = project_dir / "metrics" / f"{target}.json"
@@ -30,6 +30,7 @@ def job_verdicts(project_dir: Path, target: str, status: str, run_id: str | None
         for key, value in json.loads(metrics_file.read_text()).items():
             if isinstance(value, (int, float, str, bool)):
                 tags[f"curation.{target}.{key}"] = str(value)
+    tags["curation.job.status"] = status  # set last: once it is there, every verdict tag is
     return tags
 
 
@@ -70,7 +71,11 @@ class JobWorker:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
-            self.process(job)
+            try:
+                self.process(job)
+            except Exception as exc:  # e.g. the registry is unreachable for tagging; keep draining the queue
+                log.exception("%s: could not finish the job", job.model_uri)
+                self.ledger.finish(job, "failed", detail=f"{type(exc).__name__}: {exc}"[:2000])
 
     def process(self, job: QueuedJob) -> str:
         """Run one job and tag its model version; return the status recorded in the ledger."""

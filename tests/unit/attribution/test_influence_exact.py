@@ -95,7 +95,10 @@ def test_cg_and_lissa_match_exact(small_lr):
     cg = CGInfluence(CGInfluenceConfig(damping=lam, tol=1e-12, max_iter=500, self_influence=True)).score(ctx)
     np.testing.assert_allclose(cg.matrix, exact.matrix, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(cg.self_influence, exact.self_influence, rtol=1e-6)
-    lissa = LiSSAInfluence(LiSSAInfluenceConfig(damping=lam, depth=1500, batch_size=60, scale=None)).score(ctx)
+    # full-batch LiSSA is a deterministic Neumann series: it must converge to the exact solution
+    lam = 0.3
+    exact = ExactInfluence(ExactInfluenceConfig(damping=lam)).score(ctx)
+    lissa = LiSSAInfluence(LiSSAInfluenceConfig(damping=lam, depth=400, batch_size=60, scale=None)).score(ctx)
     np.testing.assert_allclose(lissa.matrix, exact.matrix, rtol=1e-3, atol=1e-4 * np.abs(exact.matrix).max())
 
 
@@ -106,3 +109,35 @@ def test_exact_refuses_indefinite_damping(small_lr):
             ScoringContext(adapter=ctx.adapter, checkpoints=ctx.checkpoints, train=ctx.train[:2],
                            queries=ctx.queries, batch_size=16)
         )
+
+
+def test_gauss_newton_equals_hessian_for_a_linear_model(small_lr):
+    ctx, x, y, xq, yq = small_lr
+    result = ExactInfluence(ExactInfluenceConfig(damping=0.05, curvature="gauss_newton")).score(ctx)
+    want, _ = _closed_form(ctx.final_model, x, y, xq, yq, 0.05)
+    np.testing.assert_allclose(result.matrix, want, rtol=1e-5, atol=1e-6)
+
+
+def test_gauss_newton_products_match_explicit_jacobians():
+    from torch.func import functional_call, jacrev
+
+    from curation.attribution.objective import TrainingObjective
+    from curation.models.classifiers import MLPClassifierAdapter
+
+    rng = np.random.default_rng(5)
+    adapter = MLPClassifierAdapter(ClassifierConfig(n_features=4, n_classes=3, hidden=(5,), dtype="float64"))
+    torch.manual_seed(1)
+    model = adapter.build_model()
+    train = _frame(rng.normal(size=(9, 4)), rng.integers(0, 3, size=9), "t")
+    modules = adapter.tracked_modules(model)
+    obj = TrainingObjective(adapter, model, train, modules, batch_size=4, curvature="gauss_newton")
+    ggn = obj.hessian().numpy()
+    x = adapter.collate(train)["x"]
+    jac = jacrev(lambda t: functional_call(model, obj.unflatten(t), (x,)))(obj.theta)  # [n, K, P]
+    p = torch.softmax(model(x), -1).detach()
+    h_out = torch.diag_embed(p) - p.unsqueeze(-1) * p.unsqueeze(-2)
+    want = torch.einsum("nkp,nkl,nlq->pq", jac, h_out, jac).numpy() / 9
+    np.testing.assert_allclose(ggn, want, rtol=1e-8, atol=1e-12)
+    assert np.linalg.eigvalsh(ggn).min() > -1e-12
+    hess = TrainingObjective(adapter, model, train, modules, batch_size=4).hessian().numpy()
+    assert np.abs(hess - ggn).max() > 1e-3  # the MLP's Hessian has non-Gauss-Newton terms

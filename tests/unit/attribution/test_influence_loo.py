@@ -54,14 +54,14 @@ class _L2Logistic:
         h = h.reshape(self.k * d, self.k * d)
         return h + LAMBDA * np.eye(self.k * d)
 
-    def minimise(self, w: np.ndarray, weights: np.ndarray, hess: np.ndarray | None = None) -> np.ndarray:
-        """Newton (``hess=None``) or fixed-Hessian Newton iterations until ||grad|| < 1e-12."""
+    def minimise(self, w: np.ndarray, weights: np.ndarray, inv_hess: np.ndarray | None = None) -> np.ndarray:
+        """Newton (``inv_hess=None``) or fixed-Hessian Newton iterations until ||grad|| < 1e-12."""
         for _ in range(200):
             g = self.gradient(w, weights)
             if np.linalg.norm(g) < 1e-12:
                 return w
-            h = hess if hess is not None else self.hessian(w, weights)
-            w = w - np.linalg.solve(h, g.reshape(-1)).reshape(w.shape)
+            inv = inv_hess if inv_hess is not None else np.linalg.inv(self.hessian(w, weights))
+            w = w - (inv @ g.reshape(-1)).reshape(w.shape)
         raise AssertionError("LOO retraining did not converge")
 
     def losses(self, w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -86,12 +86,12 @@ def loo_setup():
     test_idx = rng.choice(len(yt), N_TEST, replace=False)
     train_idx = rng.choice(len(y), N_TRAIN, replace=False)
     base = problem.losses(w, xt[test_idx], yt[test_idx])
-    h_full = problem.hessian(w, ones)
+    inv_full = np.linalg.inv(problem.hessian(w, ones))
     actual = np.empty((N_TRAIN, N_TEST))
     for row, i in enumerate(train_idx):
         weights = ones.copy()
         weights[i] = 0.0
-        w_loo = problem.minimise(w.copy(), weights, hess=h_full)
+        w_loo = problem.minimise(w.copy(), weights, inv_hess=inv_full)
         actual[row] = problem.losses(w_loo, xt[test_idx], yt[test_idx]) - base
 
     adapter = LogisticRegressionAdapter(ClassifierConfig(n_features=64, n_classes=10, dtype="float64"))

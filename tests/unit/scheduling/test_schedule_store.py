@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ def next_two_am(now: datetime) -> datetime:
 
 
 def test_job_listed_with_next_fire_time_after_restart(project: Path) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     add_schedule(project, "nightly", cron="0 2 * * *", target="build_report")
     add_schedule(project, "hourly-lm", cron="15 * * * *", target="train_lm", pull=True)
     # a new process (a restarted scheduler host) sees both jobs and their next fire times
@@ -60,7 +60,7 @@ def _downtime_catchups(project: Path, out: Path, job_defaults: dict | None) -> i
     first.add_job("sched_probe:record", "interval", seconds=1, id="tick", kwargs={"path": str(out)})
     first.shutdown(wait=False)
     time.sleep(3.6)  # the scheduler is down while three or four fires come due
-    restart = datetime.now(timezone.utc)
+    restart = datetime.now(UTC)
     second = make_scheduler(project, job_defaults=job_defaults)
     executed: list = []
     second.add_listener(executed.append, EVENT_JOB_EXECUTED)

@@ -1,0 +1,80 @@
+"""End-to-end helpers shared by the influence stages and the ``curate influence`` / ``curate label-errors``
+commands: load a run's checkpoints, build a scoring context from tables, and save a scorer's outputs.
+
+Outputs of one scoring run (``save_scores``): ``matrix.npy`` (float32 ``[n_train, n_query]``, rows in training
+table order, columns in query order; never a polars frame), ``top_k.parquet`` (``example_id, score, query_id,
+rank``) and ``self_influence.parquet`` (``example_id, score``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from curation.attribution.base import CheckpointModel, ScoreResult
+from curation.errors import CurationError
+from curation.io import atomic_path, write_parquet
+from curation.models.base import ModelAdapter, load_adapter_model
+from curation.training.outputs import MANIFEST
+
+
+def load_checkpoints(
+    source: str | os.PathLike[str], *, last: int | None = None
+) -> tuple[ModelAdapter, tuple[CheckpointModel, ...]]:
+    """Adapter and checkpoints (training order, with learning rates) from a training output folder
+    (``checkpoints.json`` beside ``ckpt-*.safetensors``), one checkpoint file, or a ``models:/name/version`` URI.
+
+    ``last`` keeps only the last N checkpoints (TracIn over late checkpoints; a single final model for TRAK-1).
+    """
+    source = str(source)
+    if source.startswith(("models:/", "runs:/")):
+        from curation.tracking.registry import fetch_checkpoint
+
+        paths = [fetch_checkpoint(source)]
+    elif Path(source).is_dir():
+        manifest = Path(source) / MANIFEST
+        if not manifest.exists():
+            raise CurationError(f"{source}: no {MANIFEST}; pass a checkpoint file or a training output folder")
+        entries = json.loads(manifest.read_text(encoding="utf-8")).get("checkpoints", [])
+        paths = [Path(source) / e["file"] for e in sorted(entries, key=lambda e: e["step"])]
+    else:
+        paths = [Path(source)]
+    if not paths:
+        raise CurationError(f"{source}: no checkpoints listed")
+    paths = paths[-last:] if last else paths
+    adapter, checkpoints = None, []
+    for path in paths:
+        adapter, model, lr = load_adapter_model(path)
+        if not np.isfinite(lr):
+            raise CurationError(f"{path}: checkpoint has no learning rate in its metadata (TracIn weights by it)")
+        checkpoints.append(CheckpointModel(model=model, learning_rate=lr))
+    return adapter, tuple(checkpoints)
+
+
+def save_scores(result: ScoreResult, out_dir: str | os.PathLike[str], *, top_k: int) -> dict[str, Path]:
+    """Write ``matrix.npy``, ``top_k.parquet`` and ``self_influence.parquet`` under ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"matrix": out_dir / "matrix.npy", "top_k": out_dir / "top_k.parquet",
+             "self_influence": out_dir / "self_influence.parquet"}
+    with atomic_path(paths["matrix"]) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, result.matrix.astype(np.float32))
+    write_parquet(result.scores(top_k=top_k), paths["top_k"])
+    write_parquet(result.self_influence_frame(), paths["self_influence"])
+    return paths
+
+
+def sample_rows(frame: pl.DataFrame, n: int, *, seed: int, by: str | None = None) -> pl.DataFrame:
+    """At most ``n`` rows (all when ``n <= 0``), seeded; stratified evenly over ``by`` when that column exists."""
+    if n <= 0 or frame.height <= n:
+        return frame
+    if by and by in frame.columns:
+        groups = frame.partition_by(by, maintain_order=True)
+        per = max(1, n // len(groups))
+        parts = [g.sample(min(per, g.height), seed=seed) for g in groups]
+        return pl.concat(parts).head(n)
+    return frame.sample(n, seed=seed)

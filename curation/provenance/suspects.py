@@ -1,0 +1,87 @@
+"""Run the palimpsest query test for several suspect models against one reference and one training run.
+
+A suspect or reference is a checkpoint path or a ``models:/name/version`` URI (fetched from the MLflow registry
+through ``curation.tracking.registry``). Results come back as polars frames; nothing is logged here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from torch import nn
+
+from curation.errors import CurationError
+from curation.models.base import ModelAdapter, load_adapter_model
+from curation.provenance.palimpsest import CorrelationResult, example_losses, query_test
+
+
+def load_model(ref: str) -> tuple[ModelAdapter, nn.Module]:
+    """Adapter and model behind a checkpoint path or a ``models:/`` URI."""
+    if ref.startswith("models:/"):
+        from curation.tracking.registry import fetch_checkpoint
+
+        path = fetch_checkpoint(ref)
+    else:
+        path = Path(ref)
+        if not path.exists():
+            raise CurationError(f"{ref}: checkpoint not found")
+    adapter, model, _ = load_adapter_model(path)
+    return adapter, model
+
+
+def slug(ref: str) -> str:
+    """A file- and metric-safe short name for a suspect reference."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", ref.removeprefix("models:/").removesuffix(".safetensors")).strip("_")
+
+
+@dataclass
+class SuspectResult:
+    """One suspect's query-test result and the per-example losses behind it."""
+
+    suspect: str
+    result: CorrelationResult
+
+
+def query_suspects(
+    train: pl.DataFrame,
+    positions: pl.DataFrame,
+    reference: str,
+    suspects: list[str],
+    *,
+    n_permutations: int = 999,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> list[SuspectResult]:
+    """Score ``train`` rows with the reference and every suspect; one query test per suspect."""
+    if not suspects:
+        raise CurationError("provenance: no suspects given")
+    train = train.join(positions.select("example_id"), on="example_id", how="semi")
+    if train.height == 0:
+        raise CurationError("provenance: no training row has a recorded position (example_id mismatch?)")
+    ref_adapter, ref_model = load_model(reference)
+    ref_loss = example_losses(ref_adapter, ref_model, train, batch_size=batch_size)
+    out = []
+    for suspect in suspects:
+        adapter, model = load_model(suspect)
+        loss = example_losses(adapter, model, train, batch_size=batch_size)
+        out.append(SuspectResult(suspect, query_test(positions, loss, ref_loss, n_permutations=n_permutations,
+                                                     seed=seed)))
+    return out
+
+
+def summary_frame(results: list[SuspectResult]) -> pl.DataFrame:
+    """One row per suspect: statistic, p-values, z, n."""
+    return pl.DataFrame([{"suspect": r.suspect, **r.result.summary()} for r in results])
+
+
+def binned_by_position(frame: pl.DataFrame, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``value`` (suspect - reference loss) in ``bins`` equal-count position bins (for the report plot)."""
+    ordered = frame.sort("position")
+    chunks = np.array_split(np.arange(ordered.height), min(bins, ordered.height))
+    pos = ordered["position"].to_numpy()
+    val = ordered["value"].to_numpy()
+    return np.array([pos[c].mean() for c in chunks]), np.array([val[c].mean() for c in chunks])

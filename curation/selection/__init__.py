@@ -1,0 +1,7 @@
+"""Selectors (the only home of thresholds: which examples to keep, flag or drop, and why) and the writer of the
+filtered dataset with its manifest."""
+
+from curation.selection.apply import write_filtered
+from curation.selection.self_influence import SelfInfluenceSelector, SelfInfluenceSelectorConfig
+
+__all__ = ["SelfInfluenceSelector", "SelfInfluenceSelectorConfig", "write_filtered"]

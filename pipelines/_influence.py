@@ -1,0 +1,56 @@
+"""Glue shared by the influence stages: turn a ``GradientJobConfig`` into tables, checkpoints and scorers whose
+stores live under the ``compute_gradients`` root, so every stage reads the same features."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+
+from curation.attribution.base import ScoringContext
+from curation.attribution.tracin import TracInConfig, TracInScorer
+from curation.attribution.trak import TRAKConfig, TRAKScorer
+from curation.config import load
+from curation.gradients.config import ComputeGradientsConfig, GradientJobConfig
+from curation.gradients.featurize import store_folder
+from curation.gradients.jobs import load_checkpoints, sample_rows
+from curation.io import read_table
+from curation.io.params import load_stage_params
+
+
+def gradients_config(stage: str) -> ComputeGradientsConfig:
+    return load(ComputeGradientsConfig, load_stage_params(stage), where=f"params.yaml:{stage}")
+
+
+def job_context(job: GradientJobConfig, queries: pl.DataFrame | None = None) -> ScoringContext:
+    """Scoring context of one job: sampled train rows, sampled (or given) query rows, all checkpoints."""
+    adapter, checkpoints = load_checkpoints(job.checkpoints)
+    train = sample_rows(read_table(job.train_data), job.train_sample, seed=job.seed)
+    if queries is None:
+        queries = sample_rows(read_table(job.query_data), job.query_sample, seed=job.seed, by="domain") \
+            if job.query_data else train.head(1)
+    return ScoringContext(adapter=adapter, checkpoints=checkpoints, train=train, queries=queries,
+                          modules=job.modules or None, batch_size=job.batch_size)
+
+
+def tracin(job: GradientJobConfig, store: str, name: str, *, normalize: str = "both",
+           query_store: str = "") -> TracInScorer:
+    return TracInScorer(TracInConfig(normalize=normalize, projection=job.projection, shard_size=job.shard_size,
+                                     store=str(Path(store) / name), query_store=query_store))
+
+
+def trak(job: GradientJobConfig, store: str, name: str, *, damping: float, query_store: str = "") -> TRAKScorer:
+    """TRAK on the same loss features as TracIn (``output = loss``), the checkpoints forming the ensemble."""
+    return TRAKScorer(TRAKConfig(output="loss", projection=job.projection, damping=damping,
+                                 shard_size=job.shard_size, store=str(Path(store) / name), query_store=query_store))
+
+
+def prune_stores(root: Path, ctx: ScoringContext, *, queries: bool) -> None:
+    """Delete feature folders under ``root`` that this context does not use (older samples or checkpoints)."""
+    keep = {Path(store_folder(str(root), "train", "loss", ctx.train)).name}
+    if queries:
+        keep.add(Path(store_folder(str(root), "query", "measurement", ctx.queries)).name)
+    for folder in root.iterdir() if root.is_dir() else ():
+        if folder.is_dir() and folder.name not in keep:
+            shutil.rmtree(folder)

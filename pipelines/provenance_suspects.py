@@ -1,0 +1,45 @@
+"""Stage provenance_suspects: demo suspects for test_provenance — one derived from our LM, one independent —
+and an independent reference model, all cheap (continued training / one epoch of a small GPT)."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from curation.io import atomic_path, read_table
+from curation.models.base import adapter_model_config, load_adapter_model
+from curation.models.checkpoints import CheckpointInfo, save_checkpoint
+from curation.models.gpt import ByteGPTAdapter
+from curation.provenance.config import ProvenanceSuspectsConfig
+from curation.provenance.retrain import train_in_order
+from curation.tracking import RunRecorder
+from pipelines._stage import run_stage
+
+STAGE = "provenance_suspects"
+
+
+def _save(folder: Path, name: str, adapter, model, step: int, lr: float, note: str) -> None:
+    info = CheckpointInfo(adapter=adapter.name, model_config=adapter_model_config(adapter), step=step,
+                          learning_rate=lr, extra={"provenance_demo": note})
+    save_checkpoint(folder / f"{name}.safetensors", model.state_dict(), info)
+
+
+def main(cfg: ProvenanceSuspectsConfig) -> None:
+    train, other = read_table(cfg.train_data), read_table(cfg.other_data)
+    with RunRecorder(STAGE, cfg) as rec, atomic_path(cfg.out_dir, is_dir=True) as tmp:
+        adapter, base, _ = load_adapter_model(cfg.base_checkpoint)
+        derived = train_in_order(adapter, base, other.head(cfg.derive_rows), cfg.derive)
+        _save(tmp, "derived", adapter, derived, -(-cfg.derive_rows // cfg.derive.batch_size),
+              cfg.derive.learning_rate, f"{cfg.base_checkpoint} + continued training on {cfg.other_data}")
+        small = ByteGPTAdapter(cfg.small_model)
+        for name, seed in (("reference", cfg.reference_seed), ("independent", cfg.independent_seed)):
+            torch.manual_seed(seed)
+            rows = train[np.random.default_rng(seed).permutation(train.height)]
+            model = train_in_order(small, small.build_model(), rows, cfg.small_train, copy_model=False)
+            _save(tmp, name, small, model, -(-train.height // cfg.small_train.batch_size),
+                  cfg.small_train.learning_rate, f"trained from scratch on {cfg.train_data}, seed {seed}")
+        rec.log_metrics({"derived_rows": min(cfg.derive_rows, other.height), "small_model_rows": train.height})
+
+
+if __name__ == "__main__":
+    run_stage(STAGE, ProvenanceSuspectsConfig, main)

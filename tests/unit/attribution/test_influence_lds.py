@@ -1,0 +1,20 @@
+"""Linear datamodeling score on a 64-128-10 MLP on digits (50 half-size subsets x 2 retrains); slow.
+
+The setup and the retraining live in ``benchmarks/influence/lds_digits.py`` (which also writes every method's LDS
+to JSON); this test asserts the acceptance bands: EK-FAC >= 0.75 (on all 100 queries and on the 20 that every method
+scores) and the best of our methods >= 0.80 on those 20 queries.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.influence.lds_digits import LDSSetup, run
+
+
+@pytest.mark.slow
+def test_lds_on_digits_mlp():
+    methods = run(LDSSetup())["methods"]
+    assert methods["ekfac"]["lds"] >= 0.75, methods
+    assert methods["ekfac"]["lds_first_queries"] >= 0.75, methods
+    assert max(row["lds_first_queries"] for row in methods.values()) >= 0.80, methods

@@ -1,0 +1,86 @@
+"""The test_provenance stage and the `curate provenance` / `curate membership` commands on tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from curation.cli import cli
+from curation.config import load
+from curation.models.base import adapter_model_config
+from curation.models.checkpoints import CheckpointInfo, save_checkpoint
+from curation.models.gpt import ByteGPTAdapter, ByteGPTConfig
+from curation.provenance.config import TestProvenanceConfig
+from curation.provenance.retrain import OrderedTrainConfig
+from curation.provenance.testbed import train_run
+from curation.tracking import RunRecorder
+from curation.tracking.registry import register_checkpoint
+
+GPT = ByteGPTConfig(n_layer=1, n_head=2, d_model=16, block_size=32)
+
+
+@pytest.fixture
+def project(mlflow_store: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(mlflow_store)
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
+    texts = [" ".join(rng.choice(words, size=6)) + f" {i}" for i in range(120)]
+    train = pl.DataFrame({"example_id": [f"x{i}" for i in range(120)], "text": texts})
+    train.write_parquet("train.parquet")
+    adapter = ByteGPTAdapter(GPT)
+    cfg = OrderedTrainConfig(learning_rate=3e-3, batch_size=8)
+    ours = train_run(train, seed=0, cfg=cfg, gpt=GPT)
+    Path("run").mkdir()
+    ours.positions.write_parquet("run/positions.parquet")
+    others = {name: train_run(train, seed=seed, cfg=cfg, gpt=GPT).model for name, seed in (("reference", 1), ("other", 2))}
+    for name, model in (("ours", ours.model), *others.items()):
+        info = CheckpointInfo(adapter=adapter.name, model_config=adapter_model_config(adapter), step=15,
+                              learning_rate=3e-3)
+        save_checkpoint(f"{name}.safetensors", model.state_dict(), info)
+    with RunRecorder("register", None):
+        register_checkpoint("ours.safetensors", "tiny-ours")
+    return mlflow_store
+
+
+def test_stage_writes_report_and_tags_the_model_version(project: Path) -> None:
+    from pipelines.test_provenance import main
+
+    cfg = load(TestProvenanceConfig, {"train_data": "train.parquet", "run_dir": "run", "reference": "reference.safetensors",
+                                      "suspects": ["models:/tiny-ours/1", "other.safetensors"],
+                                      "n_permutations": 49, "out_dir": "out"})
+    main(cfg)
+    results = pl.read_parquet("out/results.parquet")
+    assert results["suspect"].to_list() == ["models:/tiny-ours/1", "other.safetensors"]
+    assert results["n"].to_list() == [120, 120]
+    html = Path("out/report.html").read_text()
+    assert "Spearman" in html and "data:image/png;base64" in html
+    assert sorted(p.name for p in Path("out/plots").iterdir()) == ["other.png", "tiny-ours_1.png"]
+    tags = mlflow.MlflowClient().get_model_version("tiny-ours", "1").tags
+    assert float(tags["curation.provenance.p_value"]) == pytest.approx(results["p_value"][0])
+    assert float(tags["curation.provenance.statistic"]) == pytest.approx(results["statistic"][0])
+    run = mlflow.search_runs(experiment_names=["test"], filter_string="tags.`curation.stage` = 'test_provenance'",
+                             output_format="list")[0]
+    assert run.info.status == "FINISHED"
+    assert {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)} >= {"report.html", "scores", "plots"}
+
+
+def test_cli_provenance_and_membership(project: Path) -> None:
+    res = CliRunner().invoke(cli, ["provenance", "--train", "train.parquet", "--run", "run", "--reference",
+                                   "reference.safetensors", "--suspect", "ours.safetensors", "--permutations", "19",
+                                   "--out", "prov.parquet"])
+    assert res.exit_code == 0, res.output
+    assert "ours.safetensors: rho=" in res.output and pl.read_parquet("prov.parquet")["n"][0] == 120
+    res = CliRunner().invoke(cli, ["membership", "train.parquet", "--model", "models:/tiny-ours/1", "--reference",
+                                   "reference.safetensors", "-k", "0.3", "--out", "scores.parquet"])
+    assert res.exit_code == 0, res.output
+    scores = pl.read_parquet("scores.parquet")
+    assert scores.columns == ["example_id", "loss", "min_k", "min_k_plus_plus", "zlib", "reference"]
+    assert scores.height == 120 and scores.select(pl.all().exclude("example_id").is_finite().all()).row(0) == (True,) * 5
+    res = CliRunner().invoke(cli, ["provenance", "--train", "train.parquet", "--run", "run", "--reference",
+                                   "missing.safetensors", "--suspect", "ours.safetensors"])
+    assert res.exit_code != 0 and "missing.safetensors: checkpoint not found" in str(res.exception or res.output)
