@@ -8,7 +8,7 @@ import polars as pl
 
 from curation.io import atomic_path, file_digest
 from curation.models.base import ModelAdapter
-from curation.reports import line_plot
+from curation.reports import HTMLReport, line_plot
 from curation.tracking import RunRecorder
 from curation.training import TrainConfig, TrainResult, train
 from curation.training.outputs import train_into
@@ -46,12 +46,19 @@ def train_and_log(
     rec.log_artifact(png, "plots")
     rec.log_artifact(Path(out_dir) / "checkpoints.json", "checkpoints")
     rec.log_frame(result.positions, "positions/positions.parquet")
-    rec.log_metrics({
+    headline = {
         "final_train_loss": float(curve["train_loss"][-1]),
         "final_val_loss": float(curve["val_loss"][-1]),
         "n_checkpoints": len(result.checkpoints),
         "parameters": sum(p.numel() for p in result.model.parameters()),
-    })
+    }
+    rec.log_metrics(headline)
+    report = HTMLReport(f"{stage}: training", subtitle=f"run {rec.run_id}")
+    report.heading("Headline figures").key_values({**headline, "train_examples": train_frame.height})
+    report.heading("Loss curve").image(png, caption="mean train loss per evaluation window and validation loss")
+    report.heading("Checkpoints").table(pl.DataFrame(result.checkpoints))
+    report.heading("First examples in training order").table(result.positions.head(10))
+    rec.log_report(report.render())
     if register_as:
         from curation.tracking.registry import register_checkpoint
 

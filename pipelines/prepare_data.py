@@ -8,6 +8,7 @@ from curation.config.stages import PrepareDataConfig
 from curation.data.corpus import build_corpus
 from curation.data.digits import build_digits
 from curation.io import write_parquet
+from curation.reports import HTMLReport
 from curation.tracking import RunRecorder
 from pipelines._stage import run_stage
 
@@ -28,6 +29,13 @@ def main(cfg: PrepareDataConfig) -> None:
         write_parquet(noisy, out / "digits" / "noisy_ids.parquet")
         rec.log_dataset(train, name="digits-train", source=str(out / "digits" / "train.parquet"))
         per_domain = corpus.group_by("domain").len().sort("domain")
+        report = HTMLReport("prepare_data: demo data", subtitle=f"run {rec.run_id}")
+        report.heading("Corpus passages per domain and split").table(
+            corpus.group_by("domain", "split").len().sort("domain", "split"))
+        report.heading("Sample passages").table(corpus.group_by("domain").head(1).select("example_id", "text"))
+        report.heading("Injected label noise (digits)").key_values(
+            {"train": train.height, "test": test.height, "flipped": noisy.height}).table(noisy.head(20))
+        rec.log_report(report.render())
         rec.log_metrics({f"corpus_{d}_passages": n for d, n in per_domain.iter_rows()})
         rec.log_metrics({
             "corpus_train": corpus.filter(pl.col("split") == "train").height,

@@ -1,7 +1,10 @@
 """Stage validate_data: every input table against its data contract (Great Expectations)."""
 
 from curation.config.stages import ValidateDataConfig
+import polars as pl
+
 from curation.io import write_json
+from curation.reports import HTMLReport
 from curation.tracking import RunRecorder
 from curation.validation import CONTRACTS, validate_table
 from pipelines._stage import run_stage
@@ -22,6 +25,10 @@ def main(cfg: ValidateDataConfig) -> None:
             reports.append(report.to_dict())
         write_json({"tables": reports, "config_hash": rec.config_hash}, cfg.report)
         rec.log_artifact(cfg.report, "validation")
+        report = HTMLReport("validate_data: data contracts", subtitle=f"run {rec.run_id}")
+        for r in reports:
+            report.heading(f"{r['source']} ({r['contract']}, {r['rows']} rows)").table(pl.DataFrame(r["expectations"]))
+        rec.log_report(report.render())
         rec.log_metrics({"tables_validated": len(reports), "rows_validated": sum(r["rows"] for r in reports)})
 
 

@@ -165,6 +165,10 @@ class RunRecorder:
     def log_text(self, text: str, artifact_file: str) -> None:
         mlflow.log_text(text, artifact_file)
 
+    def log_report(self, html: str, artifact_file: str = "report.html") -> None:
+        """Log a rendered, self-contained HTML report (``HTMLReport.render()``) as the run's report."""
+        mlflow.log_text(html, artifact_file)
+
     def log_dict(self, obj: dict, artifact_file: str) -> None:
         mlflow.log_dict(obj, artifact_file)
 
