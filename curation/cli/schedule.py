@@ -68,6 +68,36 @@ def add_cmd(name: str, cron: str, target: str, pull: bool, replace: bool, projec
     click.echo(f"{info.name}: `dvc repro {info.target}` at {info.cron!r} UTC; next run {_when(info.next_run_time)}")
 
 
+@schedule_group.command("sync")
+@click.option("--params", "params_file", default="params.yaml", show_default=True,
+              type=click.Path(exists=True, dir_okay=False), help="File whose `schedule:` block is the truth.")
+@PROJECT
+def sync_cmd(params_file: str, project_dir: str) -> None:
+    """Make the stored schedules match the `schedule:` block of params.yaml (add, replace, remove).
+
+    The block is declared by no DVC stage, so editing it never invalidates a cache.
+
+    \b
+    Example (params.yaml):
+      schedule:
+        nightly: {cron: "0 2 * * *", target: build_report, pull: true}
+    then:
+      curate schedule sync && curate schedule list
+    """
+    from curation.scheduling import add_schedule, list_schedules, remove_schedule
+    from curation.scheduling.params_block import read_schedule_block
+
+    entries = read_schedule_block(params_file)
+    for name, entry in entries.items():
+        check_target(project_dir, entry.target)
+        info = add_schedule(project_dir, name, cron=entry.cron, target=entry.target, pull=entry.pull, replace=True)
+        click.echo(f"{info.name}: `dvc repro {info.target}` at {info.cron!r} UTC; next run {_when(info.next_run_time)}")
+    for info in list_schedules(project_dir):
+        if info.name not in entries:
+            remove_schedule(project_dir, info.name)
+            click.echo(f"{info.name}: removed (not in {params_file})")
+
+
 @schedule_group.command("list")
 @PROJECT
 def list_cmd(project_dir: str) -> None:
