@@ -33,8 +33,9 @@ def main(cfg: VerifyUnlearningConfig) -> None:
         ))
         record_verification(rec, verification, cfg.out_dir, tag_model=tag_model,
                             title=f"Unlearning verification: {cfg.unlearned}")
-    print(f"unlearning verified: {verification.passed} (severity {verification.severity:.3g}); "
-          f"report: {cfg.out_dir}/report.html")
+    conclusive = bool(verification.metrics["conclusive"])
+    print(f"unlearning verified: {verification.passed} (severity {verification.severity:.3g}; conclusive: "
+          f"{conclusive}{'' if conclusive else ', the original model passes too'}); report: {cfg.out_dir}/report.html")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ in its own fresh process (ours in the project venv, kronfluence in /work/venvs/k
 script if missing) with one torch thread. Both use the true Fisher (labels sampled from the model), the heuristic
 damping ``0.1 x mean eigenvalue`` per module, full-rank queries and float32 scores; time covers fitting the
 factors and scoring (not imports or data loading); memory is the worker's peak RSS. Agreement: Pearson of all
-train x query scores, and the same with the empirical Fisher (no sampling noise) on digits.
+train x query scores, and the same with the empirical Fisher (no sampling noise) on digits. With
+``--peer-timeout T`` a kronfluence worker still running after T seconds is stopped and only the bound
+``ours / T`` on the time ratio is recorded (no agreement figures for that size).
 
 Run: ``python -m benchmarks.influence.ekfac_vs_kronfluence --out benchmarks/influence/results/ekfac_vs_kronfluence.json``
 """
@@ -168,7 +170,9 @@ def compare(work: Path, tag: str) -> dict:
     }
 
 
-def bench_size(name: str, peer_python: Path, *, batch_size: int, repeats: int, empirical: bool) -> dict:
+def bench_size(
+    name: str, peer_python: Path, *, batch_size: int, repeats: int, empirical: bool, peer_timeout: float | None
+) -> dict:
     if name == "digits":
         x, y, xq, yq, sizes = digits_data()
         epochs = 30
@@ -191,8 +195,16 @@ def bench_size(name: str, peer_python: Path, *, batch_size: int, repeats: int, e
                 subprocess.run([sys.executable, "-m", "benchmarks.influence.ekfac_vs_kronfluence", "worker",
                                 "--workdir", str(work), "--batch-size", str(batch_size), *flag],
                                check=True, env=env, cwd=Path(__file__).resolve().parents[2])
-                subprocess.run([str(peer_python), str(WORKER), "--workdir", str(work), "--batch-size",
-                                str(batch_size), *flag], check=True, env=env)
+                try:
+                    subprocess.run([str(peer_python), str(WORKER), "--workdir", str(work), "--batch-size",
+                                    str(batch_size), *flag], check=True, env=env, timeout=peer_timeout)
+                except subprocess.TimeoutExpired:
+                    ours = json.loads((work / f"timing_ours{tag}.json").read_text())
+                    out["sampled_fisher" if not tag else "empirical_fisher"] = {
+                        "ours": ours, "kronfluence": {"timed_out_after_s": peer_timeout},
+                        "time_ratio_ours_over_kronfluence_at_most": ours["seconds"] / peer_timeout,
+                    }
+                    return out
                 runs.append(compare(work, tag))
             best = min(runs, key=lambda r: r["ours"]["seconds"])
             best["kronfluence"]["seconds"] = min(r["kronfluence"]["seconds"] for r in runs)
@@ -211,20 +223,23 @@ def main() -> None:
     worker.add_argument("--empirical", action="store_true")
     parser.add_argument("--out", default="benchmarks/influence/results/ekfac_vs_kronfluence.json")
     parser.add_argument("--sizes", nargs="*", default=["digits", "newsgroups"])
+    parser.add_argument("--peer-timeout", type=float, default=None,
+                        help="seconds after which the kronfluence worker is stopped (recorded as a bound)")
     args = parser.parse_args()
     if args.command == "worker":
         run_ours(Path(args.workdir), args.empirical, args.batch_size)
         return
     peer = ensure_peer_venv()
-    results = {}
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}  # sizes not rerun keep their last results
     for size in args.sizes:
         if size == "newsgroups" and not (shared_data() / "20newsgroups").exists():
             print(f"skipping {size}: {shared_data()} has no 20newsgroups")
             continue
         results[size] = bench_size(size, peer, batch_size=256, repeats=2 if size == "digits" else 1,
-                                   empirical=size == "digits")
+                                   empirical=size == "digits", peer_timeout=args.peer_timeout)
         print(json.dumps({size: results[size]}, indent=1))
-    write_json(results, args.out)
+    write_json(results, out)
 
 
 if __name__ == "__main__":

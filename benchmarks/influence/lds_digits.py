@@ -204,8 +204,9 @@ def main() -> None:
                   Path(args.cache) if args.cache else None)
     write_json(results, args.out)
     for name, row in results["methods"].items():
-        print(f"{name:28s} LDS all {row.get('lds', float('nan')):.3f}  first {setup_k(results)} "
-              f"{row['lds_first_queries']:.3f}  ({row['seconds']:.1f} s)")
+        every = f"{row['lds']:.3f}" if "lds" in row else "  -  "
+        print(f"{name:28s} LDS all {every}  first {setup_k(results)} {row['lds_first_queries']:.3f}  "
+              f"({row['seconds']:.1f} s)")
 
 
 if __name__ == "__main__":

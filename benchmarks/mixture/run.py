@@ -8,8 +8,10 @@ Protocol (methods spec §1.6, scaled to 2 shared CPU cores):
   (identity Hessian, ``--tokens-per-domain``) is measured; TiKMiX-D optimises the mixture from it (prior =
   uniform, α = β = γ = 1). TiKMiX-M refines it with ``--proxies`` proxy runs (``--proxy-steps`` each, started
   from the stage-1 checkpoint); RegMix gets the same number and length of proxy runs (matched compute).
-- every mixture then trains a fresh GPT for the same budget (``--steps`` × batch 32 × 64 tokens, same seed) and
-  is scored by the average validation loss over the tasks.
+- ``--protocol staged`` (default; TiKMiX's own schedule): every mixture continues the stage-1 checkpoint for
+  ``--steps`` more steps (batch 32 × 64 tokens), so all arms see the same token budget and differ only in the
+  stage-2 mixture. ``--protocol scratch``: every mixture trains a fresh GPT for ``--steps``. Each arm is scored
+  by the average validation loss over the tasks.
 Writes ``benchmarks/mixture/results.json``.
 """
 
@@ -59,8 +61,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--tasks", nargs="+", default=["government", "news", "wiki"])
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--stage1-steps", type=int, default=50)
+    ap.add_argument("--protocol", choices=["staged", "scratch"], default="staged",
+                    help="staged: every mixture continues from the shared stage-1 checkpoint; scratch: fresh model")
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--stage1-steps", type=int, default=100)
     ap.add_argument("--proxies", type=int, default=6)
     ap.add_argument("--proxy-steps", type=int, default=40)
     ap.add_argument("--tokens-per-domain", type=int, default=16384)
@@ -90,11 +94,13 @@ def main() -> None:
     def fit(weights: np.ndarray, steps: int, seed: int, state: dict | None = None) -> tuple[dict, torch.nn.Module]:
         cfg = TrainConfig(batch_size=batch, learning_rate=3e-3, warmup_steps=10, n_checkpoints=1,
                           eval_every=10**9, seed=seed)
-        order = mixture_order(train_frame, dict(zip(domains, weights, strict=True)), steps * batch, seed=seed)
+        order_seed = seed + (1000 if state is not None else 0)  # stage 2 draws other rows than stage 1
+        order = mixture_order(train_frame, dict(zip(domains, weights, strict=True)), steps * batch, seed=order_seed)
+        torch.manual_seed(seed)
         model = adapter.build_model()
         if state is not None:
             model.load_state_dict(state)
-        result = train(adapter, train_frame, cfg, order=order, model=model if state is not None else None)
+        result = train(adapter, train_frame, cfg, order=order, model=model)
         return task_losses(adapter, result.model, val_frame, "domain", args.tasks), result.model
 
     per_seed = []
@@ -124,7 +130,7 @@ def main() -> None:
                             "best_candidate_loss": -float(max(sol.extras["labels"]))}
         results = {}
         for name, w in solutions.items():
-            losses, _ = fit(w, args.steps, seed)
+            losses, _ = fit(w, args.steps, seed, state if args.protocol == "staged" else None)
             results[name] = {"weights": dict(zip(domains, np.round(w, 4).tolist(), strict=True)),
                              "task_losses": losses, "avg_loss": float(np.mean(list(losses.values())))}
             print(f"seed {seed} {name}: {results[name]['avg_loss']:.4f} {results[name]['weights']}", flush=True)

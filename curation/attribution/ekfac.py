@@ -80,17 +80,17 @@ class EKFACInfluence:
 
     def score(self, context: ScoringContext, factors: EKFACFactors | None = None) -> ScoreResult:
         """Scores of every (candidate) training row for every query, plus self-influence."""
+        candidates = None
+        rows = np.arange(context.train.height)
+        if self.config.tfidf_top_n is not None:  # first, so a table without text fails before any fitting
+            candidates = tfidf_candidates(context.train, context.queries, self.config.tfidf_top_n)
+            rows = np.flatnonzero(candidates.any(1))
         factors = factors if factors is not None else self.fit(context)
         damping = {
             name: (self.config.damping if self.config.damping is not None else layer.heuristic_damping())
             for name, layer in factors.layers.items()
         }
         queries = self._precondition_queries(context, factors, damping)
-        candidates = None
-        rows = np.arange(context.train.height)
-        if self.config.tfidf_top_n is not None:
-            candidates = tfidf_candidates(context.train, context.queries, self.config.tfidf_top_n)
-            rows = np.flatnonzero(candidates.any(1))
         matrix, self_scores = self._score_rows(context, factors, damping, queries, rows)
         if candidates is not None:
             matrix[~candidates] = np.nan

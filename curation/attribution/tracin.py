@@ -81,7 +81,7 @@ class TracInScorer:
     def _features(self, ctx: ScoringContext, target: str, split: str, frame) -> list[np.ndarray]:
         cfg = FeaturizeConfig(target=target, modules=ctx.modules or (), projection=self.config.projection,
                               shard_size=self.config.shard_size, batch_size=ctx.batch_size)
-        root = self.config.query_store or self.config.store if split == "query" else self.config.store
+        root = (self.config.query_store or self.config.store) if split == "query" else self.config.store
         store = store_folder(root, split, target, frame) if root else None
         models = [c.model for c in ctx.checkpoints]
         return [g for g, _ in checkpoint_features(ctx.adapter, models, frame, cfg, store_dir=store)]

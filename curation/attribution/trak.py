@@ -47,12 +47,18 @@ class TRAKConfig:
             raise ValueError("damping must be >= 0")
 
 
-def trak_kernel(phi: np.ndarray, damping: float) -> np.ndarray:
-    """``(Phi^T Phi + lambda I)^-1`` with ``lambda = damping * mean(diag(Phi^T Phi))`` (float64)."""
+def trak_features(phi: np.ndarray, damping: float) -> np.ndarray:
+    """``X = Phi (Phi^T Phi + lambda I)^-1`` with ``lambda = damping * trace(Phi^T Phi) / k`` (float64).
+
+    With fewer rows than columns the same matrix is ``(Phi Phi^T + lambda I)^-1 Phi`` (push-through identity,
+    also for lambda = 0 with pseudo-inverses), which costs an ``n x n`` instead of a ``k x k`` inverse.
+    """
     phi = np.asarray(phi, dtype=np.float64)
-    gram = phi.T @ phi
-    lam = damping * float(np.mean(np.diag(gram))) if gram.size else 0.0
-    return np.linalg.pinv(gram + lam * np.eye(gram.shape[0]), hermitian=True)
+    n, k = phi.shape
+    lam = damping * float(np.einsum("ij,ij->", phi, phi)) / k
+    if n < k:
+        return np.linalg.pinv(phi @ phi.T + lam * np.eye(n), hermitian=True) @ phi
+    return phi @ np.linalg.pinv(phi.T @ phi + lam * np.eye(k), hermitian=True)
 
 
 def trak_scores(
@@ -63,7 +69,7 @@ def trak_scores(
     leverage = np.zeros(train[0].shape[0])
     for phi, phi_q in zip(train, queries, strict=True):
         phi = np.asarray(phi, dtype=np.float64)
-        x = phi @ trak_kernel(phi, damping)  # X_m = Phi K
+        x = trak_features(phi, damping)  # X_m = Phi K
         matrix += x @ np.asarray(phi_q, dtype=np.float64).T
         leverage += np.einsum("ij,ij->i", x, phi)
     q = _mean_q(q_weights)
@@ -75,7 +81,7 @@ def trak_self_influence(train: Sequence[np.ndarray], q_weights: Sequence[np.ndar
     leverage = np.zeros(train[0].shape[0])
     for phi in train:
         phi = np.asarray(phi, dtype=np.float64)
-        leverage += np.einsum("ij,ij->i", phi @ trak_kernel(phi, damping), phi)
+        leverage += np.einsum("ij,ij->i", trak_features(phi, damping), phi)
     return leverage / len(train) * _mean_q(q_weights)
 
 
@@ -101,7 +107,7 @@ class TRAKScorer:
     def _features(self, ctx: ScoringContext, frame, split: str, target: str) -> list[tuple[np.ndarray, np.ndarray]]:
         cfg = FeaturizeConfig(target=target, modules=ctx.modules or (), projection=self.config.projection,
                               shard_size=self.config.shard_size, batch_size=ctx.batch_size)
-        root = self.config.query_store or self.config.store if split == "query" else self.config.store
+        root = (self.config.query_store or self.config.store) if split == "query" else self.config.store
         store = store_folder(root, split, target, frame) if root else None
         return checkpoint_features(ctx.adapter, [c.model for c in ctx.checkpoints], frame, cfg, store_dir=store)
 

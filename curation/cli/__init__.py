@@ -28,6 +28,8 @@ COMMANDS = {
     "hooks": "hooks_group",
     "provenance": "provenance_cmd",
     "membership": "membership_cmd",
+    "influence": "influence_cmd",
+    "label_errors": "label_errors_cmd",
 }
 
 

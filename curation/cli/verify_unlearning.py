@@ -78,7 +78,9 @@ def verify_unlearning_cmd(train_path: str, request_path: str, holdout_path: str,
         ))
         record_verification(rec, verification, out_dir, tag_model=uri, title=f"Unlearning verification: {unlearned}")
     click.echo(verification.criteria.select("criterion", "value", "threshold", "passed"))
-    click.echo(f"unlearning verified: {verification.passed} (severity {verification.severity:.3g}); "
+    conclusive = bool(verification.metrics["conclusive"])
+    click.echo(f"unlearning verified: {verification.passed} (severity {verification.severity:.3g}; conclusive: "
+               f"{conclusive}{'' if conclusive else ', the original model passes too'}); "
                f"report: {out_dir}/report.html" + (f"; tagged {uri}" if uri else ""))
     if not verification.passed:
         sys.exit(1)

@@ -36,6 +36,7 @@ import numpy as np
 import polars as pl
 from torch import nn
 
+from curation.errors import DataContractError
 from curation.models.base import ModelAdapter
 from curation.unlearning.membership import membership_scores
 from curation.unlearning.metrics import forget_quality, mia_auc, privleak, tpr_at_fpr
@@ -144,7 +145,7 @@ class UnlearningCheck:
         cfg = self.config
         for name in POOLS:
             if getattr(inputs, name).height < 2:
-                raise ValueError(f"the {name} pool needs at least 2 rows, got {getattr(inputs, name).height}")
+                raise DataContractError(f"the {name} pool needs at least 2 rows, got {getattr(inputs, name).height}")
         pools = {p: _cap(getattr(inputs, p), cfg.max_eval_rows, cfg.seed) for p in POOLS}
         models = {"unlearned": inputs.unlearned, "original": inputs.original}
         if inputs.reference is not None:

@@ -1,7 +1,6 @@
 """Ground truth: TracIn self-influence finds the flipped labels of the digits training set (10% noise, the demo's
 MLP recipe) with average precision >= 0.97 (peers 0.93-0.98); the projected variant the demo stores stays close."""
 
-import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
@@ -43,9 +42,6 @@ def test_tracin_self_influence_finds_flipped_labels(digits_run) -> None:
     ap_sketch = average_precision_score(is_flipped, sketch)
     print(f"digits TracIn self-influence AP (gaussian k=512) = {ap_sketch:.4f}")
     assert ap_sketch >= 0.96
-    # renormalised gradients carry no noise signal (spec: Grad-Cos AUC ~0.5), which is why self-influence is raw
-    result = TracInScorer(TracInConfig(normalize="both")).score(ctx)
-    assert np.allclose(result.self_influence, exact)
 
 
 def test_trak_self_influence_finds_flipped_labels(digits_run) -> None:

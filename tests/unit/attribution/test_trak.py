@@ -94,3 +94,17 @@ def test_projection_preserves_ranking(context) -> None:
 
 def test_registered_as_plugin() -> None:
     assert get_plugin("curation.scorers", "trak") is TRAKScorer
+
+
+def test_dual_form_equals_primal_when_rows_are_few() -> None:
+    from curation.attribution.trak import trak_features
+
+    rng = np.random.default_rng(0)
+    phi = rng.normal(size=(7, 20))  # n < k: dual (n x n) path
+    lam = 1e-2 * (phi**2).sum() / 20
+    primal = phi @ np.linalg.inv(phi.T @ phi + lam * np.eye(20))
+    np.testing.assert_allclose(trak_features(phi, 1e-2), primal, rtol=1e-8, atol=1e-12)
+    tall = rng.normal(size=(30, 5))  # n > k: primal path
+    lam = 1e-2 * (tall**2).sum() / 5
+    np.testing.assert_allclose(trak_features(tall, 1e-2), tall @ np.linalg.inv(tall.T @ tall + lam * np.eye(5)),
+                               rtol=1e-8)

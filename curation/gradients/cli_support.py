@@ -1,0 +1,65 @@
+"""Shared pieces of ``curate influence`` and ``curate label-errors``: build any registered scorer from command-line
+options, read the user's tables, and compute self-influence with whichever scorer was chosen."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+import yaml
+
+from curation.attribution.base import ScoringContext
+from curation.config import load
+from curation.errors import ConfigError, DataContractError
+from curation.io import read_table
+from curation.plugins import get_plugin
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> nested mapping, values parsed as YAML scalars/lists."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
+def build_scorer(method: str, options: dict[str, Any]) -> Any:
+    """The registered scorer ``method`` with ``options`` (only keys its config has) loaded strictly."""
+    cls = get_plugin("curation.scorers", method)
+    fields = {f.name for f in dataclasses.fields(cls.config_cls)}
+    mapping = {k: v for k, v in options.items() if k in fields and v is not None}
+    return cls(load(cls.config_cls, mapping, where=f"{method} options"))
+
+
+def read_examples(path: str, *, what: str) -> pl.DataFrame:
+    """A table with a unique, non-null ``example_id`` (errors name the file and first bad row)."""
+    frame = read_table(path)
+    if "example_id" not in frame.columns:
+        raise DataContractError(f"{path}: missing column 'example_id' ({what} table)")
+    ids = frame["example_id"]
+    if ids.null_count():
+        raise DataContractError(f"{path}: row {ids.is_null().arg_true()[0]}: example_id is null")
+    dup = ids.is_duplicated()
+    if dup.any():
+        row = dup.arg_true()[0]
+        raise DataContractError(f"{path}: row {row}: duplicate example_id {ids[row]!r}")
+    if frame.height == 0:
+        raise DataContractError(f"{path}: no rows")
+    return frame
+
+
+def self_influence(scorer: Any, context: ScoringContext) -> np.ndarray:
+    """Self-influence from the scorer's dedicated method when it has one, else from a full ``score``."""
+    if hasattr(scorer, "self_influence"):
+        return np.asarray(scorer.self_influence(context))
+    return np.asarray(scorer.score(context).self_influence)
