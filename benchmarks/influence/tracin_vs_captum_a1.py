@@ -3,7 +3,8 @@ side in one run, on the same model, checkpoints and data.
 
 Setup (work dominates fixed overheads): 20 Newsgroups train+test posts -> TF-IDF (2,000 terms) -> an MLP
 2000-512-20 (1.03 M parameters) trained by SGD, 2 checkpoints; N training examples (default 10,000). Ours:
-``TracInScorer(projection=sjlt k)``; captum: ``TracInCP(sample_wise_grads_per_batch=True)`` (exact gradients)
+``TracInScorer(projection=sjlt k)`` (projected features) and ``TracInScorer(projection=identity)`` (exact squared
+norms by the ghost-norm path, ``curation.gradients.ghost``); captum: ``TracInCP(sample_wise_grads_per_batch=True)`` (exact gradients)
 in its own venv (``PEER_PYTHON``, default /work/venvs/influence_a1/bin/python). Reported: wall seconds,
 examples x checkpoints per second, the throughput ratio, and Pearson/Spearman between the two self-influence
 vectors. Writes ``benchmarks/influence/results/tracin_vs_captum_a1.json``.
@@ -92,6 +93,10 @@ def main() -> None:
         start = time.perf_counter()
         ours = scorer.self_influence(ctx)
         ours_s = time.perf_counter() - start
+        exact = TracInScorer(TracInConfig(projection=ProjectionConfig(kind="identity")))
+        start = time.perf_counter()
+        ghost = exact.self_influence(ctx)  # exact squared norms via ghost norms (all tracked modules are Linear)
+        ghost_s = time.perf_counter() - start
         peer = {"error": f"{PEER} not found"}
         if Path(PEER).exists():
             done = subprocess.run([PEER, str(Path(__file__).with_name("captum_worker_a1.py")), tmp, str(THREADS)],
@@ -102,6 +107,8 @@ def main() -> None:
                 theirs = np.load(work / "captum_self.npy")
                 peer["pearson_with_ours"] = float(pearsonr(ours, theirs)[0])
                 peer["spearman_with_ours"] = float(spearmanr(ours, theirs)[0])
+                peer["pearson_with_ours_exact_ghost"] = float(pearsonr(ghost, theirs)[0])
+                peer["max_rel_diff_exact_ghost"] = float(np.max(np.abs(ghost - theirs) / np.abs(theirs).max()))
             else:
                 peer = {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
     work_units = len(y) * len(lrs)
@@ -110,11 +117,13 @@ def main() -> None:
         "parameters": sum(p.numel() for p in checkpoints[0].model.parameters()),
         "threads": THREADS, "projection": f"sjlt k={DIM}",
         "ours_seconds": ours_s, "ours_examples_ckpts_per_s": work_units / ours_s,
+        "ours_exact_ghost_seconds": ghost_s, "ours_exact_ghost_examples_ckpts_per_s": work_units / ghost_s,
         "captum": peer,
     }
     if "seconds" in peer:
         result["captum_examples_ckpts_per_s"] = work_units / peer["seconds"]
         result["throughput_ratio_ours_over_captum"] = peer["seconds"] / ours_s
+        result["throughput_ratio_exact_ghost_over_captum"] = peer["seconds"] / ghost_s
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

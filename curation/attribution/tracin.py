@@ -21,6 +21,8 @@ import numpy as np
 
 from curation.attribution.base import ScoreResult, ScoringContext
 from curation.gradients.featurize import FeaturizeConfig, checkpoint_features, store_folder
+from curation.gradients.ghost import ghost_applicable, ghost_squared_norms
+from curation.progress import progress_bar
 from curation.gradients.projection import ProjectionConfig
 
 Normalize = Literal["none", "train", "both"]
@@ -107,6 +109,31 @@ class TracInScorer:
             self._features(context, "measurement", "query", context.queries)
 
     def self_influence(self, context: ScoringContext) -> np.ndarray:
-        """Self-influence only (no query gradients are computed)."""
+        """Self-influence only (no query gradients are computed).
+
+        Without a projection and with only ``nn.Linear`` modules tracked, exact squared gradient norms come from
+        one forward/backward pass per batch (``curation.gradients.ghost``) instead of materialised gradients.
+        """
+        lrs = [c.learning_rate for c in context.checkpoints]
+        if self.config.projection.kind == "identity" and all(
+            ghost_applicable(c.model, context.tracked(c.model)) for c in context.checkpoints
+        ):
+            return ghost_self_influence(context, lrs)
         train = self._features(context, "loss", "train", context.train)
-        return tracin_self(train, [c.learning_rate for c in context.checkpoints])
+        return tracin_self(train, lrs)
+
+
+def ghost_self_influence(context: ScoringContext, learning_rates: Sequence[float]) -> np.ndarray:
+    """``sum_k lr_k * ||g(z; theta_k)||^2`` from ghost norms, batch by batch."""
+    n, size = context.train.height, context.batch_size
+    total = np.zeros(n)
+    with progress_bar(total=len(context.checkpoints) * -(-n // size), description="tracin self-influence") as advance:
+        for ckpt, lr in zip(context.checkpoints, learning_rates, strict=True):
+            modules = context.tracked(ckpt.model)
+            ckpt.model.eval()
+            for start in range(0, n, size):
+                batch = context.adapter.collate(context.train[start : start + size])
+                norms = ghost_squared_norms(ckpt.model, batch, context.adapter.example_losses, modules)
+                total[start : start + size] += lr * norms.numpy()
+                advance(1)
+    return total
