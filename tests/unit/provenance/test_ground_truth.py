@@ -23,7 +23,6 @@ N_NULL_TRIALS = 10
 
 @pytest.fixture(scope="module")
 def bed(shared_data):
-    torch.set_num_threads(2)
     corpus = pl.read_parquet(shared_data / "multidomain_corpus" / "corpus.parquet", columns=["doc_id", "domain", "text"])
     train, other = split(passages(corpus, chars=64, per_domain=500))
     adapter = ByteGPTAdapter(TINY_GPT)
