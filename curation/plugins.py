@@ -49,7 +49,7 @@ def _load_group(group: str) -> dict[str, PluginEntry]:
             )
         try:
             obj, error = ep.load(), None
-        except Exception as exc:  # a broken third-party plugin must not break the others
+        except Exception as exc:  # noqa: BLE001 - a broken third-party plugin must not break the others
             obj, error = None, f"{type(exc).__name__}: {exc}"
             log.warning("plugin %s (%s) in %s failed to load: %s", ep.name, ep.value, group, error)
         entries[ep.name] = PluginEntry(group, ep.name, ep.value, obj, error)

@@ -1,8 +1,8 @@
 """Stage validate_data: every input table against its data contract (Great Expectations)."""
 
-from curation.config.stages import ValidateDataConfig
 import polars as pl
 
+from curation.config.stages import ValidateDataConfig
 from curation.io import write_json
 from curation.reports import HTMLReport
 from curation.tracking import RunRecorder

@@ -22,8 +22,8 @@ import numpy as np
 from curation.attribution.base import ScoreResult, ScoringContext
 from curation.gradients.featurize import FeaturizeConfig, checkpoint_features, store_folder
 from curation.gradients.ghost import ghost_applicable, ghost_squared_norms
-from curation.progress import progress_bar
 from curation.gradients.projection import ProjectionConfig
+from curation.progress import progress_bar
 
 Normalize = Literal["none", "train", "both"]
 

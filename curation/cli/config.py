@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from curation.stages import STAGE_CONFIGS
@@ -46,7 +48,7 @@ def check_cmd(params_file: str) -> None:
 
     from curation.config import config_hash, load
 
-    params = yaml.safe_load(open(params_file, encoding="utf-8")) or {}
+    params = yaml.safe_load(Path(params_file).read_text(encoding="utf-8")) or {}
     for stage, block in params.items():
         if stage in STAGE_CONFIGS:
             cfg = load(STAGE_CONFIGS[stage](), block, where=f"{params_file}:{stage}")

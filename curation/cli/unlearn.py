@@ -35,21 +35,13 @@ def unlearn_cmd(train_path: str, request_path: str, model_ref: str, out_path: st
     """
     from pathlib import Path
 
-    import yaml
-
-    from curation.config import load
-    from curation.errors import ConfigError
+    from curation.config import load, read_yaml_mapping
     from curation.io import read_table
     from curation.unlearning.loading import load_model, resolve_checkpoint, write_registered
     from curation.unlearning.operators import UnlearnConfig, save_unlearned, unlearn
     from curation.unlearning.requests import read_request, split_forget_retain
 
-    mapping: dict = {}
-    if config_path:
-        try:
-            mapping = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{config_path}: cannot read YAML: {str(exc).splitlines()[0]}") from None
+    mapping = read_yaml_mapping(config_path)
     mapping = {**mapping, "method": method}
     if steps is not None:
         mapping["steps"] = steps

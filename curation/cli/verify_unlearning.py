@@ -41,10 +41,7 @@ def verify_unlearning_cmd(train_path: str, request_path: str, holdout_path: str,
     import sys
     from pathlib import Path
 
-    import yaml
-
-    from curation.config import load
-    from curation.errors import ConfigError
+    from curation.config import load, read_yaml_mapping
     from curation.io import read_table
     from curation.tracking import RunRecorder
     from curation.unlearning.loading import load_model, registered_uri, same_architecture
@@ -52,12 +49,7 @@ def verify_unlearning_cmd(train_path: str, request_path: str, holdout_path: str,
     from curation.unlearning.requests import read_request, split_forget_retain
     from curation.unlearning.verify import UnlearningCheck, UnlearningCheckConfig, UnlearningInputs
 
-    mapping: dict = {}
-    if config_path:
-        try:
-            mapping = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{config_path}: cannot read YAML: {str(exc).splitlines()[0]}") from None
+    mapping = read_yaml_mapping(config_path)
     cfg = load(UnlearningCheckConfig, mapping, where=config_path or "thresholds")
     adapter, original_model = load_model(original)
     unlearned_adapter, unlearned_model = load_model(unlearned)

@@ -5,6 +5,6 @@ tuples and enums, checks scalar types, and lets ``__post_init__`` validate value
 digest saved beside every output and tagged on every MLflow run.
 """
 
-from curation.config.loader import config_hash, explain, field_help, load, to_dict
+from curation.config.loader import config_hash, explain, field_help, load, read_yaml_mapping, to_dict
 
-__all__ = ["config_hash", "explain", "field_help", "load", "to_dict"]
+__all__ = ["config_hash", "explain", "field_help", "load", "read_yaml_mapping", "to_dict"]

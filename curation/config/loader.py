@@ -149,3 +149,20 @@ def explain(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
             default = "(required)"
         rows.append((key, default, str(f.metadata.get("help", ""))))
     return rows
+
+
+def read_yaml_mapping(path: str | None) -> dict[str, Any]:
+    """The mapping in a YAML options file (empty for ``None``); unreadable or non-mapping files raise ConfigError."""
+    if not path:
+        return {}
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return dict(data)

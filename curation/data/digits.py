@@ -34,7 +34,7 @@ def build_digits(cfg: DigitsConfig) -> tuple[pl.DataFrame, pl.DataFrame, pl.Data
         np.arange(len(y)), test_size=cfg.test_fraction, random_state=cfg.seed, stratify=y
     )
     rng = np.random.default_rng(cfg.seed)
-    n_flip = int(round(cfg.noise_fraction * len(idx_train)))
+    n_flip = round(cfg.noise_fraction * len(idx_train))
     flip = rng.choice(len(idx_train), size=n_flip, replace=False)
     noisy_y = y[idx_train].copy()
     noisy_y[flip] = (noisy_y[flip] + rng.integers(1, 10, size=n_flip)) % 10

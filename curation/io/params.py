@@ -28,7 +28,7 @@ def load_stage_params(stage: str, *, params_file: str | os.PathLike[str] = "para
 
         try:
             params = dvc.api.params_show(str(params_file), stages=stage)
-        except Exception as exc:  # dvc raises many types; report the first line
+        except Exception as exc:  # noqa: BLE001 - dvc raises many types; report the first line
             raise ConfigError(f"{params_file}: cannot read params for stage '{stage}': {exc}") from None
     else:
         try:

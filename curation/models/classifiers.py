@@ -45,7 +45,16 @@ def features_matrix(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray
         return frame.select(columns).to_numpy().astype(np.float64)
     if "features" not in frame.columns:
         raise DataContractError("table has no 'features' column and no feature_columns were configured")
-    return np.asarray(frame["features"].to_list(), dtype=np.float64)
+    series = frame["features"]
+    if isinstance(series.dtype, pl.List):
+        widths = series.list.len()
+        if widths.n_unique() > 1:
+            row = int((widths != widths[0]).arg_max())
+            raise DataContractError(
+                f"column 'features', row {row}: {widths[row]} values where row 0 has {widths[0]} (rows must be equally long)"
+            )
+        series = series.list.to_array(int(widths[0]))
+    return series.to_numpy().astype(np.float64, copy=False)
 
 
 class _TabularAdapter:

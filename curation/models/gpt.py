@@ -74,7 +74,7 @@ class ByteGPT(nn.Module):
         self.head = nn.Linear(cfg.d_model, VOCAB, bias=False)
         self.apply(self._init)
         for name, p in self.named_parameters():
-            if name.endswith("proj.weight") or name.endswith("fc_out.weight"):
+            if name.endswith(("proj.weight", "fc_out.weight")):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -26,7 +26,7 @@ class HTMLReport:
     def __init__(self, title: str, *, subtitle: str = "") -> None:
         self.title = title
         self.parts: list[str] = [f"<h1>{html.escape(title)}</h1>"]
-        generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         self.parts.append(f'<p class="meta">{html.escape(subtitle)} generated {generated}</p>')
 
     def heading(self, text: str) -> HTMLReport:

@@ -23,7 +23,7 @@ class CurationRunContextProvider(RunContextProvider):
         tags: dict[str, str] = {}
         try:
             rev = subprocess.run(
-                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
             ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             rev = ""

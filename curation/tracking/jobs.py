@@ -19,8 +19,8 @@ from curation.tracking.env import DEFAULT_ARTIFACTS, DEFAULT_DB, quiet_telemetry
 from curation.tracking.recorder import DEFAULT_EXPERIMENT, short_git_sha
 
 quiet_telemetry()
-import mlflow  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
+import mlflow
+from mlflow import MlflowClient
 
 TRIGGERS = ("schedule", "webhook", "manual")
 

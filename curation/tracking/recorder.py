@@ -10,7 +10,7 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import polars as pl
 
@@ -19,7 +19,7 @@ from curation.io.atomic import write_json
 from curation.tracking.env import artifact_root, quiet_telemetry, tracking_uri
 
 quiet_telemetry()
-import mlflow  # noqa: E402
+import mlflow
 
 log = logging.getLogger(__name__)
 DEFAULT_EXPERIMENT = "curation"
@@ -48,7 +48,7 @@ def short_git_sha(cwd: str | Path = ".") -> str:
     """Short git revision of ``cwd`` or ``nogit``."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
         )
         return out.stdout.strip() or "nogit"
     except (OSError, subprocess.SubprocessError):
@@ -102,7 +102,7 @@ class RunRecorder:
         """Digest of the stage's resolved config (also tagged on the run and saved beside outputs)."""
         return config_hash(self.config) if self.config is not None else ""
 
-    def __enter__(self) -> RunRecorder:
+    def __enter__(self) -> Self:
         configure_tracking()
         exp_id = ensure_experiment(self.experiment)
         chash = self.config_hash

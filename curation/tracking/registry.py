@@ -10,8 +10,8 @@ from curation.tracking.env import quiet_telemetry
 from curation.tracking.recorder import configure_tracking
 
 quiet_telemetry()
-import mlflow  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
+import mlflow
+from mlflow import MlflowClient
 
 CHECKPOINT_ARTIFACT_DIR = "checkpoint"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from curation.tracking.env import quiet_telemetry, tracking_uri
 
 quiet_telemetry()
-from mlflow import MlflowClient  # noqa: E402
+from mlflow import MlflowClient
 
 WEBHOOK_EVENTS = ("model_version.created", "model_version_alias.created")
 

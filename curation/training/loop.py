@@ -54,7 +54,7 @@ class TrainResult:
 
     model: nn.Module
     checkpoints: list[dict]  # file (name inside checkpoint_dir), step, learning_rate
-    positions: pl.DataFrame  # example_id, position, epoch
+    positions: pl.DataFrame  # example_id, position (index of its last exposure in the run), epoch
     curve: pl.DataFrame  # step, train_loss (mean since the previous evaluation), val_loss
 
 
@@ -71,7 +71,7 @@ def learning_rate_at(cfg: TrainConfig, step: int, total: int) -> float:
 def training_order(n: int, cfg: TrainConfig) -> np.ndarray:
     """Row indices in the order training consumes them: one fresh permutation per epoch, seeded."""
     rng = np.random.default_rng(cfg.seed)
-    total = int(round(cfg.epochs * n))
+    total = round(cfg.epochs * n)
     order = np.concatenate([rng.permutation(n) for _ in range(math.ceil(cfg.epochs))])
     return order[:total]
 
@@ -141,14 +141,14 @@ def train(
             advance(1)
     model.eval()
     ids = train_frame["example_id"]
-    first = {}
+    last = {}  # the most recent exposure: what palimpsestic provenance tests correlate with
     for pos, row_idx in enumerate(order.tolist()):
-        first.setdefault(row_idx, pos)
+        last[row_idx] = pos
     positions = pl.DataFrame(
         {
-            "example_id": ids.gather(list(first.keys())),
-            "position": list(first.values()),
-            "epoch": [p // n for p in first.values()],
+            "example_id": ids.gather(list(last.keys())),
+            "position": list(last.values()),
+            "epoch": [p // n for p in last.values()],
         }
     ).sort("position")
     schema = {"step": pl.Int64, "train_loss": pl.Float64, "val_loss": pl.Float64}

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import polars as pl

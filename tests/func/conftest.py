@@ -36,7 +36,8 @@ def project_env(root: Path) -> dict[str, str]:
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 1500) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=project_env(cwd), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=cwd, env=project_env(cwd), capture_output=True, text=True, timeout=timeout,
+                          check=False)
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc

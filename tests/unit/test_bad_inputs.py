@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 import yaml
 
+from curation.config.stages import ValidateDataConfig
 from pipelines import validate_data
 from pipelines._stage import run_stage
-from curation.config.stages import ValidateDataConfig
 
 GOOD = pl.DataFrame({"example_id": ["a", "b", "c"], "features": [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], "label": [0, 1, 2]})
 
@@ -120,6 +120,6 @@ def test_real_process_exit_status(project: Path) -> None:
     (project / "t.parquet").write_bytes(b"")
     repo = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-m", "pipelines.validate_data"], cwd=project, capture_output=True,
-                          text=True, env={**__import__("os").environ, "PYTHONPATH": str(repo)}, timeout=300)
+                          text=True, env={**__import__("os").environ, "PYTHONPATH": str(repo)}, timeout=300, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "error: t.parquet: file is empty"

@@ -52,7 +52,9 @@ def test_training_records_positions_checkpoints_and_lrs(tmp_path: Path) -> None:
     positions = read_positions(tmp_path / "ck")
     assert sorted(positions["example_id"]) == sorted(frame["example_id"])
     assert positions["position"].to_list() == sorted(positions["position"].to_list())
-    assert positions["position"].max() < 40 and positions["epoch"].max() == 0
+    # position = the last exposure; with 2 epochs every example was last seen in epoch 1
+    assert positions["position"].min() >= 40 and positions["position"].max() < 80
+    assert set(positions["epoch"].to_list()) == {1}
     manifest = read_manifest(tmp_path / "ck")
     assert '"config_hash": "abc123"' in (tmp_path / "ck" / "checkpoints.json").read_text()
     assert [c["step"] for c in manifest] == [2, 4, 6, 8, 10]
@@ -85,3 +87,15 @@ def test_pickled_checkpoint_is_refused(tmp_path: Path) -> None:
 def test_gpt_config_validation() -> None:
     with pytest.raises(ValueError, match="divisible"):
         ByteGPTConfig(d_model=10, n_head=3)
+
+
+def test_features_matrix_from_list_and_ragged_rows() -> None:
+    import numpy as np
+
+    from curation.errors import DataContractError
+    from curation.models.classifiers import features_matrix
+
+    frame = pl.DataFrame({"features": [[1.0, 2.0], [3.0, 4.0]]})
+    np.testing.assert_array_equal(features_matrix(frame, ()), np.array([[1.0, 2.0], [3.0, 4.0]]))
+    with pytest.raises(DataContractError, match=r"column 'features', row 1: 1 values where row 0 has 2"):
+        features_matrix(pl.DataFrame({"features": [[1.0, 2.0], [3.0]]}), ())

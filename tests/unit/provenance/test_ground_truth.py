@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-import torch
 from scipy import stats
 
 from curation.models.gpt import ByteGPTAdapter
