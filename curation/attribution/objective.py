@@ -19,24 +19,13 @@ from typing import Literal
 import polars as pl
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, vjp, vmap
+from torch.func import grad, jvp, vjp, vmap
 
 from curation.attribution.fisher import softmax_outputs
 from curation.gradients import per_example_gradients, tracked_parameters
+from curation.gradients.per_example import SubstitutedModule
 from curation.models.base import Batch, ModelAdapter
 from curation.progress import progress_bar
-
-
-class _Substituted(nn.Module):
-    """``model`` evaluated with some parameters replaced, so adapters can call it like the original module."""
-
-    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        object.__setattr__(self, "inner", model)
-        object.__setattr__(self, "params", params)
-
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.inner, self.params, args)
 
 
 class TrainingObjective:
@@ -79,7 +68,7 @@ class TrainingObjective:
 
     def batch_loss_sum(self, theta: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Sum of per-example losses of ``batch`` at parameters ``theta``."""
-        return self.adapter.example_losses(_Substituted(self.model, self.unflatten(theta)), batch).sum()
+        return self.adapter.example_losses(SubstitutedModule(self.model, self.unflatten(theta)), batch).sum()
 
     def hvp(self, vectors: torch.Tensor) -> torch.Tensor:
         """``H @ vectors`` for ``vectors`` of shape ``[P, k]``, H = Hessian of the mean loss (forward-over-reverse)."""
@@ -99,7 +88,7 @@ class TrainingObjective:
 
     def _ggn_batch(self, vectors: torch.Tensor, batch: Batch) -> torch.Tensor:
         def outputs(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            logits, weights = softmax_outputs(self.adapter, _Substituted(self.model, self.unflatten(theta)), batch)
+            logits, weights = softmax_outputs(self.adapter, SubstitutedModule(self.model, self.unflatten(theta)), batch)
             return logits, weights.detach()
 
         logits, pullback, weights = vjp(outputs, self.theta, has_aux=True)

@@ -25,7 +25,7 @@ def tracked_parameters(model: nn.Module, modules: Sequence[str]) -> dict[str, to
     return params
 
 
-class _Functional(nn.Module):
+class SubstitutedModule(nn.Module):
     """Calls ``model`` with substituted parameters so the adapter can treat it as an ordinary module."""
 
     def __init__(self, model: nn.Module, params: dict[str, torch.Tensor]) -> None:
@@ -61,7 +61,7 @@ def per_example_gradients(
 
     def single(p: dict[str, torch.Tensor], example: Batch) -> torch.Tensor:
         one = {k: v.unsqueeze(0) for k, v in example.items()}
-        return fn(_Functional(model, p), one)[0]
+        return fn(SubstitutedModule(model, p), one)[0]
 
     grads = vmap(grad(single), in_dims=(None, 0), chunk_size=chunk_size)(params, batch)
     return torch.cat([grads[n].reshape(grads[n].shape[0], -1) for n in params], dim=1)
