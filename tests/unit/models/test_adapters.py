@@ -99,3 +99,30 @@ def test_features_matrix_from_list_and_ragged_rows() -> None:
     np.testing.assert_array_equal(features_matrix(frame, ()), np.array([[1.0, 2.0], [3.0, 4.0]]))
     with pytest.raises(DataContractError, match=r"column 'features', row 1: 1 values where row 0 has 2"):
         features_matrix(pl.DataFrame({"features": [[1.0, 2.0], [3.0]]}), ())
+
+
+def test_gradient_restriction_penalty_and_effect() -> None:
+    """The IAU penalty equals alpha * sum of per-tensor gradient norms, and training with it ends with smaller
+    per-example gradient norms than the same run without it."""
+    from curation.gradients import per_example_gradients
+    from curation.training.loop import restricted_loss
+
+    torch.manual_seed(0)
+    adapter = MLPClassifierAdapter(ClassifierConfig(n_features=4, n_classes=3, hidden=(16,), dtype="float64"))
+    frame = pl.DataFrame({"example_id": list(range(60)), "features": torch.randn(60, 4).tolist(),
+                          "label": [i % 3 for i in range(60)]})
+    model = adapter.build_model()
+    params = list(model.parameters())
+    loss = adapter.example_losses(model, adapter.collate(frame)).mean()
+    grads = torch.autograd.grad(loss, params, retain_graph=True)
+    expected = loss + 0.5 * sum(g.norm() for g in grads)
+    torch.testing.assert_close(restricted_loss(loss, params, 0.5), expected)
+    assert restricted_loss(loss, params, 0.0) is loss
+
+    def mean_grad_norm(alpha: float) -> float:
+        cfg = TrainConfig(epochs=30.0, batch_size=60, optimizer="adamw", learning_rate=0.02, schedule="constant",
+                          n_checkpoints=1, gradient_restriction=alpha)
+        trained = train(adapter, frame, cfg, show_progress=False).model
+        return float(per_example_gradients(adapter, trained, adapter.collate(frame)).norm(dim=1).mean())
+
+    assert mean_grad_norm(2.0) < 0.7 * mean_grad_norm(0.0)
