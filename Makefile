@@ -11,11 +11,11 @@ export DVC_NO_ANALYTICS := 1
 setup: $(STAMP)
 
 # torch==2.13.0 first: it resolves to the local CPU build, so no multi-GB CUDA build is pulled.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,gbdt]"
+	$(PY) -m pip install -q -e ".[dev,gbdt,hf]"
 	touch $(STAMP)
 
 demo: $(STAMP)

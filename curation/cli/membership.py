@@ -20,7 +20,7 @@ def membership_cmd(table: str, model_ref: str, reference: str | None, k: float, 
 
     \b
     Example:
-      curate membership data/corpus/val.parquet --model checkpoints/lm/ckpt-000129.safetensors \\
+      curate membership data/corpus/val.parquet --model checkpoints/lm \\
         --reference checkpoints/provenance/reference.safetensors -k 0.2 --out scores.parquet
     """
     from curation.io import read_table, write_parquet

@@ -5,7 +5,7 @@ Layout (the ``mixture`` block is what DVC tracks as params of ``train_lm_mixture
     mixture:            # weight per domain, sums to 1
       code: 0.31
       licenses: 0.22
-    source: {optimizer: tikmix_d, checkpoint: checkpoints/lm/ckpt-000129.safetensors, ...}
+    source: {optimizer: tikmix_d, checkpoint: checkpoints/lm, ...}
 """
 
 from __future__ import annotations

@@ -14,7 +14,10 @@ class ProvenanceSuspectsConfig:
 
     train_data: str = field(default="data/corpus/train.parquet", metadata={"help": "our training table (text)"})
     other_data: str = field(default="data/corpus/val.parquet", metadata={"help": "other text the derived suspect is fine-tuned on"})
-    base_checkpoint: str = field(default="checkpoints/lm/ckpt-000129.safetensors", metadata={"help": "our model to derive from"})
+    base_checkpoint: str = field(
+        default="checkpoints/lm",
+        metadata={"help": "our model to derive from (a checkpoint file, or a training folder = its final checkpoint)"},
+    )
     derive_rows: int = field(default=160, metadata={"help": "rows of other_data used for continued training"})
     derive: OrderedTrainConfig = field(
         default_factory=lambda: OrderedTrainConfig(learning_rate=3e-4, batch_size=16),

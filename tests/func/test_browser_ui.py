@@ -21,11 +21,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
@@ -90,17 +90,14 @@ def shared_demo_server(project: Path) -> DemoServer:
     """Serve the demo project's embedded store (once per test session; stopped at exit)."""
     if "server" in _SHARED:
         return _SHARED["server"]
-    from curation.tracking.ui import ui_command
-
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CURATION_"))}
     env.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
                 "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
                 "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": FERNET_KEY, "MLFLOW_WEBHOOK_CACHE_TTL": "1"})
-    with mock.patch.dict(os.environ, {"CURATION_PROJECT_ROOT": str(project)}):
-        os.environ.pop("MLFLOW_TRACKING_URI", None)  # ui_command serves the project's embedded store
-        argv = ui_command(port=port, workers=1)
+    # exactly what a person runs: `curate ui` in the project serves its embedded store
+    argv = [str(Path(sys.executable).with_name("curate")), "ui", "--port", str(port)]
     log = project / "mlflow-server.log"
     process = subprocess.Popen(argv, cwd=project, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                                start_new_session=True)

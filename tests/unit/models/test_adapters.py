@@ -61,6 +61,10 @@ def test_training_records_positions_checkpoints_and_lrs(tmp_path: Path) -> None:
     lrs = [c["learning_rate"] for c in manifest]
     assert lrs == sorted(lrs, reverse=True) and lrs[0] < 0.5
     adapter2, model2, lr = load_adapter_model(manifest[-1]["path"])
+    _, from_folder, _ = load_adapter_model(tmp_path / "ck")  # a training folder stands for its final checkpoint
+    assert all(torch.equal(a, b) for a, b in zip(from_folder.state_dict().values(), model2.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match="without checkpoints.json"):
+        load_checkpoint(tmp_path)
     assert lr == lrs[-1] and isinstance(adapter2, MLPClassifierAdapter)
     for a, b in zip(model2.state_dict().values(), result.model.state_dict().values()):
         assert torch.equal(a, b)
