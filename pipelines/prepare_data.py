@@ -8,7 +8,7 @@ from curation.config.stages import PrepareDataConfig
 from curation.data.corpus import build_corpus
 from curation.data.digits import build_digits
 from curation.io import write_parquet
-from curation.reports import HTMLReport
+from curation.reports import HTMLReport, bar_plot
 from curation.tracking import RunRecorder
 from pipelines._stage import run_stage
 
@@ -30,7 +30,10 @@ def main(cfg: PrepareDataConfig) -> None:
         rec.log_dataset(train, name="digits-train", source=str(out / "digits" / "train.parquet"))
         per_domain = corpus.group_by("domain").len().sort("domain")
         report = HTMLReport("prepare_data: demo data", subtitle=f"run {rec.run_id}")
-        report.heading("Corpus passages per domain and split").table(
+        png = bar_plot(dict(per_domain.iter_rows()), Path("plots") / STAGE / "domains.png",
+                       title="passages per domain", ylabel="passages")
+        rec.log_artifact(png, "plots")
+        report.heading("Corpus passages per domain and split").image(png).table(
             corpus.group_by("domain", "split").len().sort("domain", "split"))
         report.heading("Sample passages").table(corpus.group_by("domain").head(1).select("example_id", "text"))
         report.heading("Injected label noise (digits)").key_values(

@@ -1,10 +1,12 @@
 """Stage validate_data: every input table against its data contract (Great Expectations)."""
 
+from pathlib import Path
+
 import polars as pl
 
 from curation.config.stages import ValidateDataConfig
 from curation.io import write_json
-from curation.reports import HTMLReport
+from curation.reports import HTMLReport, bar_plot
 from curation.tracking import RunRecorder
 from curation.validation import CONTRACTS, validate_table
 from pipelines._stage import run_stage
@@ -26,6 +28,10 @@ def main(cfg: ValidateDataConfig) -> None:
         write_json({"tables": reports, "config_hash": rec.config_hash}, cfg.report)
         rec.log_artifact(cfg.report, "validation")
         report = HTMLReport("validate_data: data contracts", subtitle=f"run {rec.run_id}")
+        png = bar_plot({Path(r["source"]).name: r["rows"] for r in reports}, Path("plots") / STAGE / "rows.png",
+                       title="rows validated per table", ylabel="rows")
+        rec.log_artifact(png, "plots")
+        report.image(png)
         for r in reports:
             report.heading(f"{r['source']} ({r['contract']}, {r['rows']} rows)").table(pl.DataFrame(r["expectations"]))
         rec.log_report(report.render())
