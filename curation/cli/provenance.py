@@ -28,7 +28,7 @@ def provenance_cmd(train_path: str, run_dir: str, reference: str, suspects: tupl
     Example:
       curate provenance --train data/corpus/train.parquet --run checkpoints/lm \\
         --reference checkpoints/provenance/reference.safetensors \\
-        --suspect checkpoints/provenance/derived.safetensors --suspect models:/curation-demo-lm/1
+        --suspect checkpoints/provenance/derived.safetensors --suspect models:/curation-demo-lm/latest
     """
     from curation.io import read_table, write_parquet
     from curation.provenance.palimpsest import check_positions

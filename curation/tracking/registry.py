@@ -54,7 +54,8 @@ def set_model_version_tags(uri: str, tags: dict[str, Any]) -> None:
 
 
 def parse_model_uri(uri: str) -> tuple[str, str]:
-    """``models:/name/version`` -> (name, version); aliases (``models:/name@alias``) are resolved."""
+    """``models:/name/version`` -> (name, version); ``models:/name/latest`` and aliases (``models:/name@alias``)
+    are resolved to the version they stand for now."""
     if not uri.startswith("models:/"):
         raise ValueError(f"{uri}: not a models:/ URI")
     rest = uri[len("models:/"):]
@@ -64,4 +65,9 @@ def parse_model_uri(uri: str) -> tuple[str, str]:
     name, _, version = rest.rpartition("/")
     if not name or not version:
         raise ValueError(f"{uri}: expected models:/<name>/<version>")
+    if version == "latest":
+        versions = MlflowClient().search_model_versions(f"name='{name}'")
+        if not versions:
+            raise ValueError(f"{uri}: model '{name}' has no versions")
+        version = str(max(int(v.version) for v in versions))
     return name, version

@@ -86,3 +86,5 @@ def test_register_and_fetch_checkpoint(mlflow_store: Path, monkeypatch) -> None:
     set_model_version_tags("models:/m/1", {"curation.verdict": "pass"})
     assert mlflow.MlflowClient().get_model_version("m", "1").tags["curation.verdict"] == "pass"
     assert parse_model_uri("models:/m/2") == ("m", "2")
+    assert parse_model_uri("models:/m/latest") == ("m", "2")
+    assert load_checkpoint(fetch_checkpoint("models:/m/latest", dest=mlflow_store / "dl2"))[1].step == 3
