@@ -92,6 +92,7 @@ class RunRecorder:
         self.metrics: dict[str, float] = {}
         self.run: Any = None
         self._started = 0.0
+        self._reported = False
 
     @property
     def run_id(self) -> str:
@@ -134,6 +135,8 @@ class RunRecorder:
             mlflow.end_run(status="FAILED")
             return
         self.log_metrics({"duration_s": round(time.monotonic() - self._started, 3)})
+        if not self._reported:
+            self._log_summary_report()
         write_json(self.metrics, self.metrics_path)
         mlflow.end_run(status="FINISHED")
 
@@ -168,6 +171,20 @@ class RunRecorder:
     def log_report(self, html: str, artifact_file: str = "report.html") -> None:
         """Log a rendered, self-contained HTML report (``HTMLReport.render()``) as the run's report."""
         mlflow.log_text(html, artifact_file)
+        self._reported = True
+
+    def _log_summary_report(self) -> None:
+        """Every stage run gets a report: stages that log none get headline metrics, config and artifacts."""
+        from curation.reports.html import HTMLReport
+
+        report = HTMLReport(f"{self.stage}: summary", subtitle=f"run {self.run_id}")
+        report.heading("Headline metrics").key_values(self.metrics)
+        if self.config is not None:
+            report.heading("Configuration").key_values(flatten(to_dict(self.config)))
+        artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(self.run_id)]
+        report.heading("Artifacts").key_values({"logged": ", ".join(artifacts) or "(none)"})
+        mlflow.set_tag("curation.report", "summary")
+        self.log_report(report.render())
 
     def log_dict(self, obj: dict, artifact_file: str) -> None:
         mlflow.log_dict(obj, artifact_file)

@@ -36,7 +36,8 @@ def test_recorder_logs_params_metrics_artifacts_and_dataset(mlflow_store: Path, 
     assert run.data.tags["curation.stage"] == "build_report"
     assert len(run.data.tags["curation.config_hash"]) == 12
     names = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
-    assert {"notes", "scores", "config.json"} <= names
+    assert {"notes", "scores", "config.json", "report.html"} <= names  # a summary report when none is logged
+    assert run.data.tags["curation.report"] == "summary"
     saved = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/config.json")
     assert saved["config_hash"] == run.data.tags["curation.config_hash"] and saved["config"]["out"] == cfg.out
     assert run.inputs.dataset_inputs[0].dataset.name == "train"
