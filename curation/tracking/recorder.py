@@ -160,6 +160,8 @@ class RunRecorder:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Log a file or a folder."""
         path = Path(path)
+        if path.suffix == ".html" or (path.is_dir() and any(path.rglob("*.html"))):
+            self._reported = True
         if path.is_dir():
             mlflow.log_artifacts(str(path), artifact_path=artifact_path)
         else:
@@ -174,7 +176,10 @@ class RunRecorder:
         self._reported = True
 
     def _log_summary_report(self) -> None:
-        """Every stage run gets a report: stages that log none get headline metrics, config and artifacts."""
+        """Every stage run gets a report: stages that log none get headline metrics, config and artifacts.
+
+        Never replaces a report the stage logged itself (through ``log_report``, ``log_artifact`` or a text).
+        """
         from curation.reports.html import HTMLReport
 
         report = HTMLReport(f"{self.stage}: summary", subtitle=f"run {self.run_id}")
@@ -182,6 +187,8 @@ class RunRecorder:
         if self.config is not None:
             report.heading("Configuration").key_values(flatten(to_dict(self.config)))
         artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(self.run_id)]
+        if any(a.endswith(".html") for a in artifacts):
+            return
         report.heading("Artifacts").key_values({"logged": ", ".join(artifacts) or "(none)"})
         mlflow.set_tag("curation.report", "summary")
         self.log_report(report.render())

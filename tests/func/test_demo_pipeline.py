@@ -33,7 +33,8 @@ def test_every_stage_ran_and_logged_a_finished_run(demo_project: Path) -> None:
     for stage, r in by_stage.items():
         names = [a.path for a in client.list_artifacts(r.info.run_id)]
         assert any(n.endswith(".html") for n in names), (stage, names)
-    for stage in ("prepare_data", "validate_data", "train_lm", "train_classifier"):
+    for stage in ("prepare_data", "validate_data", "train_lm", "train_classifier", "score_influence",
+                  "detect_label_errors", "verify_unlearning", "test_provenance", "optimize_mixture"):
         assert "curation.report" not in by_stage[stage].data.tags, f"{stage} has a real report, not the summary"
     assert by_stage["prepare_data"].inputs.dataset_inputs, "datasets logged with mlflow.log_input"
     assert by_stage["train_lm"].inputs.dataset_inputs

@@ -45,6 +45,16 @@ def test_recorder_logs_params_metrics_artifacts_and_dataset(mlflow_store: Path, 
     assert '"accuracy": 0.5' in (mlflow_store / "metrics" / "build_report.json").read_text()
 
 
+def test_summary_report_never_replaces_a_logged_report(mlflow_store: Path, monkeypatch) -> None:
+    monkeypatch.chdir(mlflow_store)
+    (mlflow_store / "report.html").write_text("<h1>mine</h1>")
+    with RunRecorder("s", BuildReportConfig()) as rec:
+        rec.log_artifact(mlflow_store / "report.html")
+    run = _runs()[0]
+    assert "curation.report" not in run.data.tags
+    assert mlflow.artifacts.load_text(f"{run.info.artifact_uri}/report.html") == "<h1>mine</h1>"
+
+
 def test_failure_marks_run_failed_and_keeps_metrics(mlflow_store: Path, monkeypatch) -> None:
     monkeypatch.chdir(mlflow_store)
     metrics = mlflow_store / "metrics" / "s.json"
