@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from curation._internal.logging_setup import configure_logging
 from curation.config import load
 from curation.errors import CurationError
 from curation.io.params import load_stage_params
@@ -17,9 +16,7 @@ C = TypeVar("C")
 
 def run_stage(stage: str, config_cls: type[C], body: Callable[[C], Any]) -> None:
     """Load the ``stage`` block of params.yaml into ``config_cls`` and run ``body``; user errors exit 2."""
-    logging.basicConfig(level=os.environ.get("CURATION_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "great_expectations"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging()
     try:
         config = load(config_cls, load_stage_params(stage), where=f"params.yaml:{stage}")
         body(config)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 
 import click
 
+from curation._internal.logging_setup import configure_logging
 from curation.errors import CurationError
 
 # module name under curation.cli -> command attribute; imported lazily so `curate --help` stays fast
@@ -60,10 +60,7 @@ def cli(verbose: bool) -> None:
       dvc repro                 # run them
       curate ui                 # browse the results in the MLflow UI
     """
-    level = logging.DEBUG if verbose else os.environ.get("CURATION_LOG_LEVEL", "INFO")
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "great_expectations"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(logging.DEBUG if verbose else None)
 
 
 def main() -> None:
