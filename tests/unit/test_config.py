@@ -70,3 +70,22 @@ def test_stage_config_validation() -> None:
         load(ValidateDataConfig, {"tables": []}, where="p")
     with pytest.raises(ConfigError, match=r"p.tables\[0\]: contract 'image' is not one of text, features"):
         load(ValidateDataConfig, {"tables": [{"path": "x.parquet", "contract": "image"}]}, where="p")
+
+
+def test_read_yaml_mapping_errors_name_the_file(tmp_path) -> None:
+    from curation.config import read_yaml_mapping
+
+    assert read_yaml_mapping(None) == {}
+    good = tmp_path / "o.yaml"
+    good.write_text("steps: 3\n")
+    assert read_yaml_mapping(str(good)) == {"steps": 3}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: cannot read YAML"):
+        read_yaml_mapping(str(bad))
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n")
+    with pytest.raises(ConfigError, match=r"list.yaml: expected a mapping at the top level, got list"):
+        read_yaml_mapping(str(listing))
+    with pytest.raises(ConfigError, match=r"missing.yaml: cannot read YAML"):
+        read_yaml_mapping(str(tmp_path / "missing.yaml"))
