@@ -60,9 +60,11 @@ def train_and_log(
     report.heading("First examples in training order").table(result.positions.head(10))
     rec.log_report(report.render())
     if register_as:
+        from curation.models.registered import write_registered
         from curation.tracking.registry import register_checkpoint
 
         last = Path(out_dir) / result.checkpoints[-1]["file"]
         version = register_checkpoint(last, register_as, tags={"curation.stage": stage})
+        write_registered(last, f"models:/{register_as}/{version}")
         rec.set_tags({"curation.registered_model": f"models:/{register_as}/{version}"})
     return result

@@ -7,10 +7,12 @@ from pathlib import Path
 import polars as pl
 
 from curation.io import read_table, write_parquet
+from curation.models.registered import registered_uri
 from curation.reports import HTMLReport, histogram, line_plot
 from curation.selection import SelfInfluenceSelector, write_filtered
 from curation.selection.config import DetectLabelErrorsConfig
 from curation.selection.detection import detection_metrics, pr_curve
+from curation.selection.model_tags import label_error_rate, tag_label_error_rate
 from curation.tracking import RunRecorder
 from pipelines import _influence
 from pipelines._stage import run_stage
@@ -33,7 +35,10 @@ def main(cfg: DetectLabelErrorsConfig) -> None:
         write_parquet(selection, report_dir / "selection.parquet")
         report = HTMLReport("Label errors by TracIn self-influence", subtitle=f"{job.train_data}")
         report.key_values({k: manifest[k] for k in ("rows_in", "kept", "dropped", "config_hash", "source_digest")})
-        rec.log_metrics({"rows_in": manifest["rows_in"], "kept": manifest["kept"], "dropped": manifest["dropped"]})
+        summary = {"rows_in": manifest["rows_in"], "kept": manifest["kept"], "dropped": manifest["dropped"],
+                   "label_error_rate": label_error_rate(manifest)}
+        rec.log_metrics(summary)
+        metrics: dict[str, float] = {}
         if cfg.known_errors:
             known = read_table(cfg.known_errors, columns=["example_id"])["example_id"].to_list()
             metrics = detection_metrics(scores, known, fraction=cfg.selector.fraction)
@@ -52,6 +57,10 @@ def main(cfg: DetectLabelErrorsConfig) -> None:
         report.heading("Highest self-influence").table(
             selection.sort("rank").head(20).join(read_table(job.train_data).select("example_id", "label"),
                                                  on="example_id"))
+        tag_model = registered_uri(job.checkpoints) if cfg.tag_model == "auto" else (cfg.tag_model or None)
+        if tag_model:
+            tag_label_error_rate(tag_model, summary, metrics, run_id=rec.run_id)
+            report.key_values({"tagged model version": tag_model})
         report.write(report_dir / "report.html")
         rec.log_artifact(report_dir / "report.html")
         rec.log_artifact(plots, "plots")

@@ -10,7 +10,7 @@ from curation.io.params import load_stage_params
 from curation.plugins import get_plugin
 from curation.tracking import RunRecorder
 from curation.unlearning.config import UnlearnRetrainConfig
-from curation.unlearning.loading import write_registered
+from curation.models.registered import write_registered
 from curation.unlearning.operators import UnlearnConfig, save_unlearned, unlearn
 from curation.unlearning.requests import read_request, split_forget_retain
 from pipelines._stage import run_stage

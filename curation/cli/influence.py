@@ -54,9 +54,9 @@ def influence_cmd(checkpoints: str, train_path: str, query_path: str, method: st
     options.update({k: v for k, v in (("normalize", normalize), ("store", store)) if v})
     scorer = build_scorer(method, options)
     adapter, ckpts = load_checkpoints(checkpoints, last=last)
-    train = sample_rows(read_examples(train_path, what="training"), train_sample, seed=0)
+    train = sample_rows(read_examples(train_path, what="training", adapter=adapter), train_sample, seed=0)
     ctx = ScoringContext(adapter=adapter, checkpoints=ckpts, train=train,
-                         queries=read_examples(query_path, what="query"),
+                         queries=read_examples(query_path, what="query", adapter=adapter),
                          modules=tuple(m for m in modules.split(",") if m) or None, batch_size=batch_size)
     result = scorer.score(ctx)
     paths = save_scores(result, out_dir, top_k=top_k)

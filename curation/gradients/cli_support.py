@@ -41,20 +41,16 @@ def build_scorer(method: str, options: dict[str, Any]) -> Any:
     return cls(load(cls.config_cls, mapping, where=f"{method} options"))
 
 
-def read_examples(path: str, *, what: str) -> pl.DataFrame:
-    """A table with a unique, non-null ``example_id`` (errors name the file and first bad row)."""
+def read_examples(path: str, *, what: str, adapter: Any) -> pl.DataFrame:
+    """The table at ``path``, checked against the contract ``adapter`` needs (polars checks, then the Great
+    Expectations suite ``validate_data`` runs); errors name the file, column and first bad row."""
+    from curation.validation import validate_frame
+    from curation.validation.adapter_contract import contract_for_adapter
+
     frame = read_table(path)
-    if "example_id" not in frame.columns:
-        raise DataContractError(f"{path}: missing column 'example_id' ({what} table)")
-    ids = frame["example_id"]
-    if ids.null_count():
-        raise DataContractError(f"{path}: row {ids.is_null().arg_true()[0]}: example_id is null")
-    dup = ids.is_duplicated()
-    if dup.any():
-        row = dup.arg_true()[0]
-        raise DataContractError(f"{path}: row {row}: duplicate example_id {ids[row]!r}")
     if frame.height == 0:
-        raise DataContractError(f"{path}: no rows")
+        raise DataContractError(f"{path}: no rows ({what} table)")
+    validate_frame(frame, contract_for_adapter(adapter), source=path)
     return frame
 
 

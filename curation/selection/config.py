@@ -22,6 +22,11 @@ class DetectLabelErrorsConfig:
     )
     out_dir: str = field(default="data/digits_filtered", metadata={"help": "filtered.parquet + manifest.json"})
     report_dir: str = field(default="artifacts/detect_label_errors", metadata={"help": "scores, plots, report"})
+    tag_model: str = field(
+        default="auto",
+        metadata={"help": "models:/ URI to tag with the label-error rate; auto = the version registered beside the "
+                          "scored checkpoints; empty = none"},
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from torch import nn
 
 from curation.errors import CurationError
 from curation.models.base import ModelAdapter, load_adapter_model
-
-REGISTERED_SIDECAR = "registered.json"
-
 
 def resolve_checkpoint(ref: str) -> Path:
     """A local checkpoint file for ``ref``: the file itself, a training folder's last checkpoint, or a download."""
@@ -41,22 +37,3 @@ def same_architecture(ref_a: str, a: ModelAdapter, ref_b: str, b: ModelAdapter) 
     """Refuse to compare models built by different adapters or configs."""
     if a.name != b.name or a.config != b.config:
         raise CurationError(f"{ref_b}: model ({b.name}) does not match {ref_a} ({a.name}); same architecture needed")
-
-
-def write_registered(checkpoint: str | Path, uri: str) -> Path:
-    """Record the registry URI of a checkpoint beside it, so later stages can tag that model version."""
-    from curation.io import write_json
-
-    return write_json({"uri": uri, "checkpoint": Path(checkpoint).name}, Path(checkpoint).parent / REGISTERED_SIDECAR)
-
-
-def registered_uri(checkpoint: str) -> str | None:
-    """The ``models:/`` URI recorded beside ``checkpoint`` (None when it was not registered)."""
-    path = Path(checkpoint)
-    if checkpoint.startswith("models:/"):
-        return checkpoint
-    sidecar = path.parent / REGISTERED_SIDECAR
-    if not sidecar.exists():
-        return None
-    data = json.loads(sidecar.read_text(encoding="utf-8"))
-    return data["uri"] if data.get("checkpoint") == path.name else None

@@ -46,6 +46,12 @@ def test_every_stage_ran_and_logged_a_finished_run(demo_project: Path) -> None:
     assert lm.data.metrics["final_val_loss"] < 5.55  # below the uniform-byte baseline ln(256)
     assert lm.data.tags["curation.registered_model"].startswith("models:/curation-demo-lm/")
     assert by_stage["train_classifier"].data.metrics["test_accuracy"] > 0.5
+    classifier = by_stage["train_classifier"].data.tags["curation.registered_model"]
+    name, version = classifier.removeprefix("models:/").split("/")
+    tags = client.get_model_version(name, version).tags
+    detection = by_stage["detect_label_errors"]
+    assert float(tags["curation.label_errors.rate"]) == pytest.approx(detection.data.metrics["label_error_rate"])
+    assert tags["curation.label_errors.run_id"] == detection.info.run_id
 
 
 def test_second_repro_is_a_fast_no_op(demo_project: Path) -> None:

@@ -12,7 +12,7 @@ from curation.models.base import adapter_model_config
 from curation.models.checkpoints import CheckpointInfo, load_checkpoint, save_checkpoint
 from curation.tracking import RunRecorder
 from curation.tracking.registry import register_checkpoint
-from curation.unlearning.loading import write_registered
+from curation.models.registered import write_registered
 
 
 def _save(setting, model, path: Path) -> Path:
