@@ -2,9 +2,9 @@
 model for the forget request; the result is a new checkpoint, optionally a new registered model version."""
 
 from curation.io import read_table
+from curation.models.registered import write_registered
 from curation.tracking import RunRecorder
 from curation.unlearning.config import UnlearnStageConfig
-from curation.models.registered import write_registered
 from curation.unlearning.loading import load_model, resolve_checkpoint
 from curation.unlearning.operators import save_unlearned, unlearn
 from curation.unlearning.requests import read_request, split_forget_retain

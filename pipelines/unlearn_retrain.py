@@ -7,10 +7,10 @@ from curation.config import load
 from curation.config.stages import TrainClassifierConfig
 from curation.io import read_table
 from curation.io.params import load_stage_params
+from curation.models.registered import write_registered
 from curation.plugins import get_plugin
 from curation.tracking import RunRecorder
 from curation.unlearning.config import UnlearnRetrainConfig
-from curation.models.registered import write_registered
 from curation.unlearning.operators import UnlearnConfig, save_unlearned, unlearn
 from curation.unlearning.requests import read_request, split_forget_retain
 from pipelines._stage import run_stage

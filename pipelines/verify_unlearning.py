@@ -2,9 +2,9 @@
 an MLflow run (report, evidence tables) and set as tags on the examined model version."""
 
 from curation.io import read_table
+from curation.models.registered import registered_uri
 from curation.tracking import RunRecorder
 from curation.unlearning.config import VerifyUnlearningConfig
-from curation.models.registered import registered_uri
 from curation.unlearning.loading import load_model, same_architecture
 from curation.unlearning.publish import record_verification
 from curation.unlearning.requests import read_request, split_forget_retain

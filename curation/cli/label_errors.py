@@ -48,12 +48,12 @@ def label_errors_cmd(checkpoints: str, train_path: str, method: str, fraction: f
     import polars as pl
 
     from curation.attribution.base import ScoringContext
+    from curation.errors import CurationError
     from curation.gradients.cli_support import build_scorer, read_examples, self_influence
     from curation.gradients.jobs import load_checkpoints
     from curation.io import read_table, write_parquet
-    from curation.selection import SelfInfluenceSelector, SelfInfluenceSelectorConfig, write_filtered
-    from curation.errors import CurationError
     from curation.models.registered import registered_uri
+    from curation.selection import SelfInfluenceSelector, SelfInfluenceSelectorConfig, write_filtered
     from curation.selection.detection import detection_metrics
     from curation.selection.model_tags import label_error_rate, tag_label_error_rate
 

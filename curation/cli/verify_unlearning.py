@@ -43,8 +43,8 @@ def verify_unlearning_cmd(train_path: str, request_path: str, holdout_path: str,
 
     from curation.config import load, read_yaml_mapping
     from curation.io import read_table
-    from curation.tracking import RunRecorder
     from curation.models.registered import registered_uri
+    from curation.tracking import RunRecorder
     from curation.unlearning.loading import load_model, same_architecture
     from curation.unlearning.publish import record_verification
     from curation.unlearning.requests import read_request, split_forget_retain

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from curation.cli import cli, main
 from curation.models.base import adapter_model_config
 from curation.models.checkpoints import CheckpointInfo, load_checkpoint, save_checkpoint
+from curation.models.registered import write_registered
 from curation.tracking import RunRecorder
 from curation.tracking.registry import register_checkpoint
-from curation.models.registered import write_registered
 
 
 def _save(setting, model, path: Path) -> Path:
