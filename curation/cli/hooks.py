@@ -74,12 +74,15 @@ def install_cmd(url: str, name: str, server: str | None, send_test: bool) -> Non
               help="Reject deliveries whose timestamp is further than this many seconds from now.")
 @click.option("--project", "project_dir", default=".", show_default=True, type=click.Path(file_okay=False),
               help="DVC project folder the jobs run in (webhooks.sqlite is kept there).")
-def serve_cmd(host: str, port: int, target: str, tolerance: float, project_dir: str) -> None:
+@click.option("--rerun/--no-rerun", default=None,
+              help="Run the --target stage for every new version even if its DVC inputs did not change (it reads "
+                   "CURATION_MODEL_URI). Default: on when --target is given.")
+def serve_cmd(host: str, port: int, target: str, tolerance: float, project_dir: str, rerun: bool | None) -> None:
     """Receive MLflow webhooks and run one curation job per new model version, until Ctrl-C / SIGTERM.
 
     \b
     Example:
-      CURATION_WEBHOOK_SECRET=... curate hooks serve --port 5056 --target build_report
+      CURATION_WEBHOOK_SECRET=... curate hooks serve --port 5056 --target test_provenance
     """
     import signal
     import threading
@@ -90,14 +93,18 @@ def serve_cmd(host: str, port: int, target: str, tolerance: float, project_dir: 
     if target:
         check_target(project_dir, target)
     ledger = Ledger(Path(project_dir) / LEDGER)
-    worker = JobWorker(ledger, project_dir=project_dir, target=target)
+    rerun = bool(target) if rerun is None else rerun
+    if rerun and not target:
+        raise click.UsageError("--rerun needs --target: forcing the whole pipeline would retrain everything")
+    worker = JobWorker(ledger, project_dir=project_dir, target=target, rerun=rerun)
     receiver = WebhookReceiver(secret=_secret(), ledger=ledger, host=host, port=port, tolerance_s=tolerance,
                                on_queued=worker.wake)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     worker.start()
     receiver.start()
-    click.echo(f"webhook receiver on {receiver.url}; jobs run `dvc repro {target or ''}` in "
+    command = f"dvc repro --force --single-item {target}" if rerun else f"dvc repro {target}".strip()
+    click.echo(f"webhook receiver on {receiver.url}; jobs run `{command}` in "
                f"{Path(project_dir).resolve()}; Ctrl-C stops it")
     try:
         stopping.wait()

@@ -8,11 +8,13 @@ version in the registry.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from curation.io import write_json
 
 REGISTERED_SIDECAR = "registered.json"
+MODEL_URI_ENV = "CURATION_MODEL_URI"  # set by a webhook job for the model version it was triggered by
 
 
 def write_registered(checkpoint: str | Path, uri: str) -> Path:
@@ -41,3 +43,17 @@ def registered_uri(checkpoint: str | Path) -> str | None:
         return None
     data = json.loads(sidecar.read_text(encoding="utf-8"))
     return data["uri"] if data.get("checkpoint") == path.name else None
+
+
+def examined_model_uri(registered_names: tuple[str, ...] | list[str] = ()) -> str | None:
+    """The ``models:/name/version`` a webhook job was started for (``CURATION_MODEL_URI``), or None outside such
+    a job -- or when ``registered_names`` is given and the version belongs to another registered model, so a
+    stage only examines the models it is configured for."""
+    uri = os.environ.get(MODEL_URI_ENV, "").strip()
+    if not uri.startswith("models:/"):
+        return None
+    rest = uri.removeprefix("models:/")
+    name = rest.partition("@")[0] if "@" in rest else rest.rpartition("/")[0]
+    if registered_names and name not in registered_names:
+        return None
+    return uri

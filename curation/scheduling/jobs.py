@@ -67,15 +67,22 @@ def dvc_executable() -> str:
     return found
 
 
-def job_commands(target: str, *, pull: bool, project_dir: Path) -> list[list[str]]:
-    """The command lines of one job, in order."""
+def job_commands(target: str, *, pull: bool, project_dir: Path, force: bool = False) -> list[list[str]]:
+    """The command lines of one job, in order. ``force`` reruns the target stage itself even when its inputs are
+    unchanged (``dvc repro --force --single-item``): a job about a new model version must examine that version,
+    which DVC cannot see as a changed dependency."""
+    if force and not target:
+        raise CurationError("a forced job needs a target stage; forcing the whole pipeline would retrain everything")
     dvc = dvc_executable()
     commands: list[list[str]] = []
     if pull:
         if (project_dir / ".git").exists():
             commands.append(["git", "pull", "--ff-only"])
         commands.append([dvc, "pull"])
-    commands.append([dvc, "repro", target] if target else [dvc, "repro"])
+    if force:
+        commands.append([dvc, "repro", "--force", "--single-item", target])
+    else:
+        commands.append([dvc, "repro", target] if target else [dvc, "repro"])
     return commands
 
 
@@ -89,16 +96,18 @@ def run_target(
     lock_wait_s: float = 0.0,
     tags: dict[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
+    force: bool = False,
 ) -> JobOutcome:
     """Run ``dvc repro target`` in ``project_dir`` as one parent MLflow run tagged ``trigger``.
 
     Waits up to ``lock_wait_s`` seconds for another job in the project to finish, else returns a ``skipped``
-    outcome without running anything. The combined command output is logged as the run artifact
-    ``job/output.log``. A non-zero exit marks the parent run FAILED and raises ``JobFailedError``.
+    outcome without running anything. ``force``: see :func:`job_commands`. The combined command output is logged
+    as the run artifact ``job/output.log``. A non-zero exit marks the parent run FAILED and raises ``JobFailedError``.
     """
     project = Path(project_dir).resolve()
     if not (project / "dvc.yaml").exists():
         raise CurationError(f"{project / 'dvc.yaml'}: not found; a job runs `dvc repro` in a DVC project")
+    job_commands(target, pull=pull, project_dir=project, force=force)  # refuse a bad job before any run exists
     path = lock_path(project)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path), timeout=lock_wait_s)
@@ -109,13 +118,13 @@ def run_target(
         return JobOutcome(status="skipped", target=target)
     try:
         return _run_locked(target, project=project, name=name or target, pull=pull, trigger=trigger,
-                           tags=tags or {}, extra_env=extra_env or {})
+                           tags=tags or {}, extra_env=extra_env or {}, force=force)
     finally:
         lock.release()
 
 
 def _run_locked(target: str, *, project: Path, name: str, pull: bool, trigger: str, tags: dict[str, str],
-                extra_env: dict[str, str]) -> JobOutcome:
+                extra_env: dict[str, str], force: bool) -> JobOutcome:
     from curation.tracking.jobs import parent_run
 
     started = time.monotonic()
@@ -127,7 +136,7 @@ def _run_locked(target: str, *, project: Path, name: str, pull: bool, trigger: s
         log_file.parent.mkdir(parents=True, exist_ok=True)
         returncode = 0
         with log_file.open("w") as out:
-            for argv in job_commands(target, pull=pull, project_dir=project):
+            for argv in job_commands(target, pull=pull, project_dir=project, force=force):
                 out.write(f"$ {' '.join(argv)}\n")
                 out.flush()
                 log.info("job %s: %s", name, " ".join(argv))

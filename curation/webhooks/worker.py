@@ -1,7 +1,9 @@
 """Runs queued webhook jobs one at a time and files each job's verdicts as tags on its model version.
 
 A job is ``dvc repro <target>`` in the project (``curation.scheduling.run_target`` with trigger=webhook and
-``CURATION_MODEL_URI=models:/name/version`` in the stages' environment). Its verdicts, set on the model version:
+``CURATION_MODEL_URI=models:/name/version`` in the stages' environment). With ``rerun`` the target stage runs even
+when its DVC inputs are unchanged (a new model version is not a DVC dependency); stages find the version with
+``curation.models.registered.examined_model_uri``. Its verdicts, set on the model version:
 ``curation.job.status`` (succeeded / failed), ``curation.job.run_id`` (the parent MLflow run),
 ``curation.job.target`` and ``curation.<target>.<metric>`` for each headline figure in ``metrics/<target>.json``.
 """
@@ -13,6 +15,7 @@ import logging
 import threading
 from pathlib import Path
 
+from curation.models.registered import MODEL_URI_ENV
 from curation.scheduling.jobs import JobFailedError, run_target
 from curation.webhooks.ledger import Ledger, QueuedJob
 
@@ -37,10 +40,12 @@ def job_verdicts(project_dir: Path, target: str, status: str, run_id: str | None
 class JobWorker:
     """Background thread draining the ledger's queue; ``wake()`` is called by the receiver on a new job."""
 
-    def __init__(self, ledger: Ledger, *, project_dir: str | Path, target: str, poll_s: float = 30.0) -> None:
+    def __init__(self, ledger: Ledger, *, project_dir: str | Path, target: str, poll_s: float = 30.0,
+                 rerun: bool = False) -> None:
         self.ledger = ledger
         self.project_dir = Path(project_dir).resolve()
         self.target = target
+        self.rerun = rerun
         self.poll_s = poll_s
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -90,7 +95,7 @@ class JobWorker:
             outcome = run_target(
                 self.target, project_dir=self.project_dir, name=f"{job.model_name}-v{job.version}",
                 trigger="webhook", lock_wait_s=LOCK_WAIT_S, tags={"curation.model_uri": job.model_uri},
-                extra_env={"CURATION_MODEL_URI": job.model_uri},
+                extra_env={MODEL_URI_ENV: job.model_uri}, force=self.rerun,
             )
             status, run_id = outcome.status, outcome.run_id
         except JobFailedError as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
+from curation.errors import CurationError
 from curation.scheduling import JobFailedError, make_scheduler, run_target
 from curation.tracking.jobs import child_runs, job_run
 
@@ -24,6 +25,10 @@ DVC_YAML = """stages:
   bad:
     cmd: python -c "import sys; print('stage bad broke'); sys.exit(3)"
     always_changed: true
+  examine:
+    cmd: python examine_stage.py
+    deps:
+      - examine_stage.py
 """
 SLOW_STAGE = """import time
 with open("started.log", "a") as mark:
@@ -38,6 +43,11 @@ with RunRecorder("nested") as rec:
     rec.log_metrics({"answer": 42})
 """
 
+EXAMINE_STAGE = """from curation.models.registered import examined_model_uri
+with open("examined.log", "a") as out:
+    out.write(f"{examined_model_uri(['wanted'])}\\n")
+"""
+
 
 @pytest.fixture(scope="module")
 def toy_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -45,6 +55,7 @@ def toy_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "slow_stage.py").write_text(SLOW_STAGE)
     (root / "nested_stage.py").write_text(NESTED_STAGE)
+    (root / "examine_stage.py").write_text(EXAMINE_STAGE)
     dvc = str(Path(sys.executable).with_name("dvc"))
     for argv in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
         subprocess.run(argv, cwd=root, check=True, capture_output=True)
@@ -144,3 +155,18 @@ def test_run_now_cli_reports_the_parent_run(toy_project: Path) -> None:
     run_id = done.output.split("MLflow run ")[1].split(",")[0]
     parent = job_run(run_id, project_dir=toy_project)
     assert parent["tags"]["trigger"] == "manual" and parent["tags"]["curation.job"] == "nightly-slow"
+
+
+def test_forced_job_reruns_an_unchanged_stage_for_the_examined_model(toy_project: Path) -> None:
+    log = toy_project / "examined.log"
+    run_target("examine", project_dir=toy_project, name="first")
+    run_target("examine", project_dir=toy_project, name="unchanged")  # inputs unchanged: DVC skips it
+    assert log.read_text().splitlines() == ["None"]
+    env = {"CURATION_MODEL_URI": "models:/wanted/7"}
+    outcome = run_target("examine", project_dir=toy_project, name="v7", trigger="webhook", extra_env=env, force=True)
+    assert "dvc repro --force --single-item examine" in Path(outcome.log_path).read_text()
+    run_target("examine", project_dir=toy_project, name="other", extra_env={"CURATION_MODEL_URI": "models:/other/1"},
+               force=True)
+    assert log.read_text().splitlines() == ["None", "models:/wanted/7", "None"]  # other models are not examined
+    with pytest.raises(CurationError, match="forced job needs a target stage"):
+        run_target("", project_dir=toy_project, force=True)
