@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,gbdt,hf]"
+	$(PY) -m pip install -q -e ".[dev,gbdt,hf,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -31,7 +31,7 @@ def job_context(job: GradientJobConfig, queries: pl.DataFrame | None = None) -> 
         queries = sample_rows(read_table(job.query_data), job.query_sample, seed=job.seed, by="domain") \
             if job.query_data else train.head(1)
     return ScoringContext(adapter=adapter, checkpoints=checkpoints, train=train, queries=queries,
-                          modules=job.modules or None, batch_size=job.batch_size)
+                          modules=job.modules or None, batch_size=job.batch_size, executor=job.executor)
 
 
 def tracin(job: GradientJobConfig, store: str, name: str, *, normalize: str = "both",

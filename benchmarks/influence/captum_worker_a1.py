@@ -1,6 +1,8 @@
-"""Worker for tracin_vs_captum_a1.py, run inside the peer venv (captum + torch only): captum TracInCP
-self-influence over the same MLP checkpoints and features. Args: WORKDIR (x.npy, y.npy, ckpt-*.pt, lrs.json,
-arch.json). Writes WORKDIR/captum.json (seconds) and WORKDIR/captum_self.npy."""
+"""Worker for tracin_vs_captum_a1.py and gradient_features_vs_captum.py, run inside the peer venv (captum + torch
+only): captum TracInCP self-influence over the same MLP checkpoints and features. Args: WORKDIR (x.npy, y.npy,
+ckpt-*.pt, lrs.json, arch.json) [THREADS]. Writes WORKDIR/captum.json (seconds) and WORKDIR/captum_self.npy; when
+WORKDIR has query rows (xq.npy, yq.npy) it also times ``TracInCP.influence`` on them (train x query scores, exact
+gradients) and writes captum_influence.npy ``[n_query, n_train]`` and ``influence_seconds``."""
 
 import itertools
 import json
@@ -39,7 +41,14 @@ def main(work: Path) -> None:
     scores = tracin.self_influence(show_progress=False)
     seconds = time.perf_counter() - start
     np.save(work / "captum_self.npy", scores.detach().numpy())
-    (work / "captum.json").write_text(json.dumps({"seconds": seconds, "torch": torch.__version__}))
+    result = {"seconds": seconds, "torch": torch.__version__}
+    if (work / "xq.npy").exists():
+        queries = (torch.from_numpy(np.load(work / "xq.npy")), torch.from_numpy(np.load(work / "yq.npy")))
+        start = time.perf_counter()
+        matrix = tracin.influence(queries, show_progress=False)
+        result["influence_seconds"] = time.perf_counter() - start
+        np.save(work / "captum_influence.npy", matrix.detach().numpy())
+    (work / "captum.json").write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -39,14 +39,15 @@ PEER = os.environ.get("PEER_PYTHON", "/work/venvs/influence_a1/bin/python")
 ARCH = {"n_features": 2000, "hidden": [512], "n_classes": 20, "batch_size": 128}
 
 
-def data() -> tuple[np.ndarray, np.ndarray]:
+def data(n: int = N) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` TF-IDF rows and labels of 20 Newsgroups train+test."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     shared = Path(os.environ.get("CURATION_SHARED_DATA", ROOT.parent / "shared" / "data")) / "20newsgroups"
     frame = pl.concat([pl.read_parquet(shared / f"{s}.parquet", columns=["text", "label"]) for s in ("train", "test")])
     x = TfidfVectorizer(sublinear_tf=True, max_features=ARCH["n_features"], stop_words="english") \
         .fit_transform(frame["text"].to_list()).toarray().astype(np.float32)
-    return x[:N], frame["label"].to_numpy().astype(np.int64)[:N]
+    return x[:n], frame["label"].to_numpy().astype(np.int64)[:n]
 
 
 def train_checkpoints(adapter: MLPClassifierAdapter, x: np.ndarray, y: np.ndarray, work: Path) -> list[float]:

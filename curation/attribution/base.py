@@ -17,6 +17,7 @@ import polars as pl
 from torch import nn
 
 from curation.errors import DataContractError
+from curation.executors import ExecutorConfig
 from curation.models.base import ModelAdapter
 
 
@@ -34,7 +35,8 @@ class ScoringContext:
 
     ``checkpoints`` are in training order; influence functions use the last one (the final model), TracIn and
     TRAK may use all. ``modules`` restricts gradients to those module names (default: the adapter's tracked
-    modules). Tables must carry a unique ``example_id``; query ids are the query table's ``example_id``.
+    modules). ``executor`` says where gradient shards run (this process or Ray); scores agree up to float rounding.
+    Tables must carry a unique ``example_id``; query ids are the query table's ``example_id``.
     """
 
     adapter: ModelAdapter
@@ -43,6 +45,7 @@ class ScoringContext:
     queries: pl.DataFrame
     modules: tuple[str, ...] | None = None
     batch_size: int = field(default=64)
+    executor: ExecutorConfig | None = None  # where gradient shards run (None = this process)
 
     def __post_init__(self) -> None:
         if not self.checkpoints:

@@ -86,7 +86,8 @@ class TracInScorer:
         root = (self.config.query_store or self.config.store) if split == "query" else self.config.store
         store = store_folder(root, split, target, frame) if root else None
         models = [c.model for c in ctx.checkpoints]
-        return [g for g, _ in checkpoint_features(ctx.adapter, models, frame, cfg, store_dir=store)]
+        return [g for g, _ in checkpoint_features(ctx.adapter, models, frame, cfg, store_dir=store,
+                                                  executor=ctx.executor)]
 
     def score(self, context: ScoringContext) -> ScoreResult:
         lrs = [c.learning_rate for c in context.checkpoints]

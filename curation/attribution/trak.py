@@ -109,7 +109,8 @@ class TRAKScorer:
                               shard_size=self.config.shard_size, batch_size=ctx.batch_size)
         root = (self.config.query_store or self.config.store) if split == "query" else self.config.store
         store = store_folder(root, split, target, frame) if root else None
-        return checkpoint_features(ctx.adapter, [c.model for c in ctx.checkpoints], frame, cfg, store_dir=store)
+        return checkpoint_features(ctx.adapter, [c.model for c in ctx.checkpoints], frame, cfg, store_dir=store,
+                                   executor=ctx.executor)
 
     def _train(self, ctx: ScoringContext) -> tuple[list[np.ndarray], list[np.ndarray]]:
         output = self.output(ctx)

@@ -17,7 +17,8 @@ import click
               help="Registered scorer (curate plugins --group curation.scorers): tracin, trak, ekfac, ...")
 @click.option("--normalize", type=click.Choice(["none", "train", "both"]), default=None,
               help="TracIn ReTrac renormalisation (default both: query-specific retrieval).")
-@click.option("--projection", type=click.Choice(["identity", "gaussian", "rademacher", "sjlt"]), default=None,
+@click.option("--projection", type=click.Choice(["identity", "gaussian", "rademacher", "sjlt", "kronecker"]),
+              default=None,
               help="Gradient sketch for tracin/trak (tracin default identity, trak gaussian).")
 @click.option("--dim", type=int, default=None, help="Projected dimension k.")
 @click.option("--modules", default="", help="Comma-separated module names to attribute (default: adapter's).")
@@ -27,11 +28,15 @@ import click
 @click.option("--store", default="", help="Folder for resumable gradient features (rerun resumes).")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Examples per gradient micro-batch.")
 @click.option("--set", "overrides", multiple=True, help="Extra scorer option KEY=VALUE (repeatable).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where gradient shards run: this process, or tasks on a Ray cluster.")
+@click.option("--ray-address", default="", help="Ray cluster address (e.g. ray://head:10001); empty = start Ray here.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: matrix.npy, top_k.parquet, self_influence.parquet.")
 def influence_cmd(checkpoints: str, train_path: str, query_path: str, method: str, normalize: str | None,
                   projection: str | None, dim: int | None, modules: str, last: int | None, train_sample: int,
-                  top_k: int, store: str, batch_size: int, overrides: tuple[str, ...], out_dir: str) -> None:
+                  top_k: int, store: str, batch_size: int, executor: str, ray_address: str,
+                  overrides: tuple[str, ...], out_dir: str) -> None:
     """Score every training example against every query (positive = helpful: it lowers the query's loss).
 
     Writes the dense train x query matrix as .npy, the top-k training examples per query and self-influence.
@@ -44,6 +49,7 @@ def influence_cmd(checkpoints: str, train_path: str, query_path: str, method: st
           --modules blocks.2.fc,head --top-k 5 --out influence_out
     """
     from curation.attribution.base import ScoringContext
+    from curation.executors import ExecutorConfig
     from curation.gradients.cli_support import build_scorer, parse_overrides, read_examples
     from curation.gradients.jobs import load_checkpoints, sample_rows, save_scores
 
@@ -57,7 +63,8 @@ def influence_cmd(checkpoints: str, train_path: str, query_path: str, method: st
     train = sample_rows(read_examples(train_path, what="training", adapter=adapter), train_sample, seed=0)
     ctx = ScoringContext(adapter=adapter, checkpoints=ckpts, train=train,
                          queries=read_examples(query_path, what="query", adapter=adapter),
-                         modules=tuple(m for m in modules.split(",") if m) or None, batch_size=batch_size)
+                         modules=tuple(m for m in modules.split(",") if m) or None, batch_size=batch_size,
+                         executor=ExecutorConfig(kind=executor, address=ray_address))
     result = scorer.score(ctx)
     paths = save_scores(result, out_dir, top_k=top_k)
     best = result.scores(top_k=1)

@@ -16,7 +16,8 @@ import click
               help="Top fraction by self-influence to act on.")
 @click.option("--action", type=click.Choice(["drop", "flag"]), default="drop", show_default=True,
               help="drop: filtered table without them; flag: keep them, annotated.")
-@click.option("--projection", type=click.Choice(["identity", "gaussian", "rademacher", "sjlt"]), default=None,
+@click.option("--projection", type=click.Choice(["identity", "gaussian", "rademacher", "sjlt", "kronecker"]),
+              default=None,
               help="Gradient sketch (tracin default identity, trak gaussian).")
 @click.option("--dim", type=int, default=None, help="Projected dimension k.")
 @click.option("--known-errors", type=click.Path(dir_okay=False), default=None,
@@ -26,11 +27,14 @@ import click
 @click.option("--tag-model", default="",
               help="models:/name/version to tag with the label-error rate; 'auto' = the --checkpoints URI or the "
                    "version registered beside the checkpoints (needs an MLflow store).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where gradient shards run: this process, or tasks on a Ray cluster.")
+@click.option("--ray-address", default="", help="Ray cluster address (e.g. ray://head:10001); empty = start Ray here.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: filtered.parquet, manifest.json, selection.parquet.")
 def label_errors_cmd(checkpoints: str, train_path: str, method: str, fraction: float, action: str,
                      projection: str | None, dim: int | None, known_errors: str | None, store: str,
-                     batch_size: int, tag_model: str, out_dir: str) -> None:
+                     batch_size: int, executor: str, ray_address: str, tag_model: str, out_dir: str) -> None:
     """Find likely label errors by self-influence and write the filtered training table plus a manifest.
 
     Self-influence (sum over checkpoints of lr * ||gradient||^2 for tracin) is large where the model keeps
@@ -49,6 +53,7 @@ def label_errors_cmd(checkpoints: str, train_path: str, method: str, fraction: f
 
     from curation.attribution.base import ScoringContext
     from curation.errors import CurationError
+    from curation.executors import ExecutorConfig
     from curation.gradients.cli_support import build_scorer, read_examples, self_influence
     from curation.gradients.jobs import load_checkpoints
     from curation.io import read_table, write_parquet
@@ -64,7 +69,7 @@ def label_errors_cmd(checkpoints: str, train_path: str, method: str, fraction: f
     adapter, ckpts = load_checkpoints(checkpoints)
     train = read_examples(train_path, what="training", adapter=adapter)
     ctx = ScoringContext(adapter=adapter, checkpoints=ckpts, train=train, queries=train.head(1),
-                         batch_size=batch_size)
+                         batch_size=batch_size, executor=ExecutorConfig(kind=executor, address=ray_address))
     scores = pl.DataFrame({"example_id": train["example_id"], "score": self_influence(scorer, ctx)})
     cfg = SelfInfluenceSelectorConfig(fraction=fraction, action=action)
     selection = SelfInfluenceSelector(cfg).select(scores)

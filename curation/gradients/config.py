@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from curation.executors import ExecutorConfig
 from curation.gradients.projection import ProjectionConfig
 
 
@@ -22,6 +23,8 @@ class GradientJobConfig:
     batch_size: int = field(default=32, metadata={"help": "examples per vmap micro-batch"})
     shard_size: int = field(default=256, metadata={"help": "rows per resumable shard"})
     seed: int = field(default=0, metadata={"help": "seed of the row samples"})
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig,
+                                     metadata={"help": "where gradient shards run: local or a Ray cluster"})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,8 @@ from torch import nn
 
 from curation.config import to_dict
 from curation.errors import CurationError
+from curation.executors import ExecutorConfig, map_shards
+from curation.gradients.kronecker import KroneckerProjector
 from curation.gradients.per_example import per_example_gradients, tracked_parameters
 from curation.gradients.projection import ProjectionConfig, Projector
 from curation.gradients.store import GradientStore
@@ -91,19 +93,38 @@ def n_tracked(adapter: ModelAdapter, model: nn.Module, cfg: FeaturizeConfig) -> 
     return sum(p.numel() for p in tracked_parameters(model, tracked_modules(adapter, model, cfg)).values())
 
 
+def make_projector(adapter: ModelAdapter, model: nn.Module, cfg: FeaturizeConfig) -> Projector | KroneckerProjector:
+    """The projector of ``cfg.projection`` for this model's tracked modules (kronecker: Linear modules only)."""
+    if cfg.projection.kind == "kronecker":
+        return KroneckerProjector(model, tracked_modules(adapter, model, cfg), cfg.projection)
+    return Projector(n_tracked(adapter, model, cfg), cfg.projection)
+
+
 def featurize_shard(
-    adapter: ModelAdapter, model: nn.Module, rows: pl.DataFrame, projector: Projector, cfg: FeaturizeConfig
+    adapter: ModelAdapter,
+    model: nn.Module,
+    rows: pl.DataFrame,
+    projector: Projector | KroneckerProjector,
+    cfg: FeaturizeConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Projected gradients ``[len(rows), k]`` and output values ``[len(rows)]`` of one shard."""
+    """Projected gradients ``[len(rows), k]`` and output values ``[len(rows)]`` of one shard.
+
+    A ``KroneckerProjector`` works from layer activations and output gradients of batched passes (no per-example
+    gradient is built); any other projector projects the ``torch.func`` per-example gradients.
+    """
     fn = output_function(adapter, cfg.target)
     modules = tracked_modules(adapter, model, cfg)
     grads, values = [], []
     for start in range(0, rows.height, cfg.batch_size):
         batch = adapter.collate(rows.slice(start, cfg.batch_size))
-        g = per_example_gradients(adapter, model, batch, modules=modules, target=fn).detach()
-        grads.append(projector(g).float().numpy())
-        with torch.no_grad():
-            values.append(fn(model, batch).detach().float().numpy())
+        if isinstance(projector, KroneckerProjector):
+            feats, vals = projector.features(model, batch, fn)
+        else:
+            feats = projector(per_example_gradients(adapter, model, batch, modules=modules, target=fn).detach())
+            with torch.no_grad():
+                vals = fn(model, batch).detach()
+        grads.append(feats.float().numpy())
+        values.append(vals.float().numpy())
     return np.concatenate(grads), np.concatenate(values)
 
 
@@ -127,10 +148,10 @@ def store_metadata(
 
 def open_store(
     root: str, adapter: ModelAdapter, frame: pl.DataFrame, checkpoints: Mapping[str, nn.Module], cfg: FeaturizeConfig
-) -> tuple[GradientStore, Projector]:
+) -> tuple[GradientStore, Projector | KroneckerProjector]:
     """The store for these inputs (created or verified) and the projector its features use."""
     first = next(iter(checkpoints.values()))
-    projector = Projector(n_tracked(adapter, first, cfg), cfg.projection)
+    projector = make_projector(adapter, first, cfg)
     store = GradientStore(
         root, store_metadata(adapter, frame, checkpoints, cfg), n_rows=frame.height, dim=projector.dim
     )
@@ -145,20 +166,37 @@ def featurize(
     cfg: FeaturizeConfig,
     *,
     show_progress: bool = True,
+    executor: ExecutorConfig | None = None,
 ) -> GradientStore:
-    """Fill the store at ``root`` with features of every checkpoint; already-done shards are skipped."""
+    """Fill the store at ``root`` with features of every checkpoint; already-done shards are skipped.
+
+    ``executor`` decides where shards run (this process by default, or Ray tasks); the features agree up to float
+    rounding (a worker's torch thread count can change the order of sums)."""
     if not checkpoints:
         raise CurationError("featurize needs at least one checkpoint")
     store, projector = open_store(root, adapter, frame, checkpoints, cfg)
     todo = _pending_shards(store, checkpoints, frame.height, cfg.shard_size)
+    shared = {"adapter": adapter, "checkpoints": dict(checkpoints), "frame": frame, "projector": projector, "cfg": cfg}
     with progress_bar(total=len(todo), description=f"gradients ({cfg.target})", enabled=show_progress) as advance:
-        for cid, start in todo:
-            grads, values = featurize_shard(
-                adapter, checkpoints[cid], frame.slice(start, cfg.shard_size), projector, cfg
-            )
-            store.write(cid, start, grads, values)
+        for index, (grads, values) in map_shards(_pending_shard, todo, shared=shared, config=executor):
+            cid, start = todo[index]
+            store.write(cid, start, grads, values)  # each shard is recorded as soon as it is back: resumable
             advance(1)
     return store
+
+
+def _pending_shard(
+    item: tuple[str, int],
+    *,
+    adapter: ModelAdapter,
+    checkpoints: Mapping[str, nn.Module],
+    frame: pl.DataFrame,
+    projector: Projector | KroneckerProjector,
+    cfg: FeaturizeConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``featurize_shard`` of shard ``(checkpoint id, first row)``: the unit an executor runs anywhere."""
+    cid, start = item
+    return featurize_shard(adapter, checkpoints[cid], frame.slice(start, cfg.shard_size), projector, cfg)
 
 
 def _pending_shards(
@@ -179,6 +217,7 @@ def checkpoint_features(
     *,
     store_dir: str | None = None,
     show_progress: bool = True,
+    executor: ExecutorConfig | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(grads [n, k], values [n])`` per model, computed through a store (resumable) or a temporary one.
 
@@ -187,7 +226,8 @@ def checkpoint_features(
     """
     checkpoints = {str(i): m for i, m in enumerate(models)}
     with tempfile.TemporaryDirectory(prefix="curation-grads-") as tmp:
-        store = featurize(adapter, checkpoints, frame, store_dir or tmp, cfg, show_progress=show_progress)
+        store = featurize(adapter, checkpoints, frame, store_dir or tmp, cfg, show_progress=show_progress,
+                          executor=executor)
         return [(np.array(store.grads(c)), np.array(store.values(c))) for c in checkpoints]
 
 

@@ -11,6 +11,9 @@ Kinds:
 - ``sjlt``: sparse Johnson-Lindenstrauss transform (count-sketch with ``s`` hashes per input coordinate, signs
   +-1/sqrt(s)); costs ``O(p s)`` memory and time per example instead of ``O(p k)``.
 - ``identity``: no projection (``k = p``), for small models and exact ground-truth checks.
+- ``kronecker``: LoGra-style ``P_out (x) P_in`` per ``nn.Linear`` layer, applied to layer activations and output
+  gradients so per-example gradients are never built; ``dim`` is split over the layers (``k_out x k_in`` each,
+  rule in ``curation.gradients.kronecker``). Not a ``Projector``: ``featurize`` uses ``KroneckerProjector``.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ from typing import Literal
 import numpy as np
 import torch
 
-ProjectionKind = Literal["gaussian", "rademacher", "sjlt", "identity"]
+ProjectionKind = Literal["gaussian", "rademacher", "sjlt", "identity", "kronecker"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ProjectionConfig:
     """How gradients are sketched before they are stored."""
 
-    kind: ProjectionKind = field(default="sjlt", metadata={"help": "gaussian | rademacher | sjlt | identity"})
-    dim: int = field(default=1024, metadata={"help": "projected dimension k (ignored for identity)"})
+    kind: ProjectionKind = field(
+        default="sjlt", metadata={"help": "gaussian | rademacher | sjlt | identity | kronecker"}
+    )
+    dim: int = field(default=1024, metadata={
+        "help": "projected dimension k (ignored for identity; kronecker: total over layers, k_out x k_in each)"})
     seed: int = field(default=0, metadata={"help": "seed of the projection matrix (train and queries share it)"})
     sjlt_nnz: int = field(default=4, metadata={"help": "non-zeros per input coordinate for sjlt"})
     chunk_rows: int = field(default=65536, metadata={"help": "rows of P generated at a time (dense kinds)"})
@@ -47,6 +53,8 @@ class Projector:
     """Projects ``[batch, p]`` gradients to ``[batch, k]`` (float32 unless the input is float64)."""
 
     def __init__(self, n_params: int, config: ProjectionConfig) -> None:
+        if config.kind == "kronecker":
+            raise ValueError("kind 'kronecker' projects from layer hooks: use curation.gradients.kronecker")
         self.n_params = int(n_params)
         self.config = config
         self.dim = self.n_params if config.kind == "identity" else config.dim
