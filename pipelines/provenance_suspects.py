@@ -1,16 +1,19 @@
 """Stage provenance_suspects: demo suspects for test_provenance — one derived from our LM, one independent —
-and an independent reference model, all cheap (continued training / one epoch of a small GPT)."""
+an independent reference model, all cheap (continued training / one epoch of a small GPT), and text sampled from
+both suspects (the observational tests' suspect texts)."""
 
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import torch
 
-from curation.io import atomic_path, read_table
+from curation.io import atomic_path, read_table, write_parquet
 from curation.models.base import adapter_model_config, load_adapter_model
 from curation.models.checkpoints import CheckpointInfo, save_checkpoint
 from curation.models.gpt import ByteGPTAdapter
 from curation.provenance.config import ProvenanceSuspectsConfig
+from curation.provenance.generate import sample_texts
 from curation.provenance.retrain import train_in_order
 from curation.tracking import RunRecorder
 from pipelines._stage import run_stage
@@ -32,12 +35,18 @@ def main(cfg: ProvenanceSuspectsConfig) -> None:
         _save(tmp, "derived", adapter, derived, -(-cfg.derive_rows // cfg.derive.batch_size),
               cfg.derive.learning_rate, f"{cfg.base_checkpoint} + continued training on {cfg.other_data}")
         small = ByteGPTAdapter(cfg.small_model)
+        suspects = {"derived": (adapter, derived)}
         for name, seed in (("reference", cfg.reference_seed), ("independent", cfg.independent_seed)):
             torch.manual_seed(seed)
             rows = train[np.random.default_rng(seed).permutation(train.height)]
             model = train_in_order(small, small.build_model(), rows, cfg.small_train, copy_model=False)
             _save(tmp, name, small, model, -(-train.height // cfg.small_train.batch_size),
                   cfg.small_train.learning_rate, f"trained from scratch on {cfg.train_data}, seed {seed}")
+            suspects[name] = (small, model)
+        prompts = other["text"].str.slice(0, 16).to_list()[cfg.derive_rows : cfg.derive_rows + cfg.text_prompts]
+        for name in ("derived", "independent") if prompts else ():
+            texts = sample_texts(*suspects[name], prompts, n_new=cfg.text_chars, seed=cfg.independent_seed)
+            write_parquet(pl.DataFrame({"prompt": prompts, "text": texts}), tmp / f"{name}_text.parquet")
         rec.log_metrics({"derived_rows": min(cfg.derive_rows, other.height), "small_model_rows": train.height})
 
 

@@ -1,11 +1,14 @@
-"""Stage test_provenance: palimpsest query test of each suspect against our run; report, tags on model versions."""
+"""Stage test_provenance: palimpsest query test of each suspect model and observational tests of each suspect text
+against our run; report, metrics, tags on model versions."""
 
 from pathlib import Path
 
 import polars as pl
 
 from curation.io import atomic_path, read_table, write_parquet
+from curation.models.registered import examined_model_uri
 from curation.provenance.config import TestProvenanceConfig
+from curation.provenance.observe import observe_files
 from curation.provenance.palimpsest import check_positions
 from curation.provenance.suspects import (
     SuspectResult,
@@ -22,10 +25,27 @@ from pipelines._stage import run_stage
 STAGE = "test_provenance"
 
 
+def _observed(report: HTMLReport, cfg: TestProvenanceConfig, observed: pl.DataFrame, rec: RunRecorder) -> None:
+    """Observational results into the report and the metrics (``observe.<text>.<method>.<field>``)."""
+    report.heading("Observational tests of suspect texts").paragraph(
+        "overlap (a): Spearman rho between training position and the suspect text's "
+        f"{cfg.observe.span_chars}-character span matches per example; p_value = scipy one-sided, p_rank = "
+        "permutation. retrain (b): z of the text's log-likelihood under the last phase retrained in the original "
+        f"order against {cfg.observe.n_reshuffles} reshuffles (fraction {cfg.observe.fraction}, statistic "
+        f"{cfg.observe.statistic}, control {cfg.observe.control}); p_value is the '{cfg.observe.report_p}' p-value "
+        "(normal = spec's 1 - Phi(z), t = Student prediction, rank = exact with floor 1/(K+1)).")
+    report.table(observed)
+    for row in observed.iter_rows(named=True):
+        rec.log_metrics({f"observe.{slug(row['text_file'])}.{row['method']}.{k}": row[k]
+                         for k in ("statistic", "p_value", "p_normal", "p_t", "p_rank", "n_tokens") if row[k] is not None})
+
+
 def _write(tmp: Path, cfg: TestProvenanceConfig, results: list[SuspectResult], summary: pl.DataFrame,
-           rec: RunRecorder) -> None:
-    """Report, per-suspect loss tables and plots into the temporary output folder; metrics and tags."""
-    report = HTMLReport("Provenance: palimpsest query test", subtitle=f"run {cfg.run_dir}, reference {cfg.reference}")
+           rec: RunRecorder) -> HTMLReport:
+    """Per-suspect loss tables and plots into the temporary output folder, the query-test report; metrics, tags."""
+    report = HTMLReport("Provenance: palimpsest tests", subtitle=f"run {cfg.run_dir}, reference {cfg.reference}")
+    if not results:
+        return report
     report.paragraph("H0: the suspect is independent of our run's random training order. Statistic: Spearman "
                      "rho between each training example's position and (suspect loss - reference loss); "
                      "derivation predicts rho < 0. p_value: scipy one-sided; p_permutation: exact, floor "
@@ -49,24 +69,36 @@ def _write(tmp: Path, cfg: TestProvenanceConfig, results: list[SuspectResult], s
                 "curation.provenance.run": cfg.run_dir,
                 "curation.provenance.mlflow_run": rec.run_id,
             })
-    report.write(tmp / "report.html")
+    return report
 
 
 def main(cfg: TestProvenanceConfig) -> None:
     positions = check_positions(read_positions(cfg.run_dir), where=f"{cfg.run_dir}/positions.parquet")
     train = read_table(cfg.train_data, columns=["example_id", "text"])
     out = Path(cfg.out_dir)
+    suspects = list(cfg.suspects)
+    examined = examined_model_uri(cfg.examine_registered) if cfg.examine_registered else None
+    if examined and examined not in suspects:
+        suspects.append(examined)  # a webhook job for a new version of a watched model
     with RunRecorder(STAGE, cfg) as rec:
-        results = query_suspects(train, positions, cfg.reference, list(cfg.suspects),
-                                 n_permutations=cfg.n_permutations, seed=cfg.seed, batch_size=cfg.batch_size)
-        summary = summary_frame(results)
+        if examined:
+            rec.set_tags({"curation.examined_model": examined})
+        results = query_suspects(train, positions, cfg.reference, suspects, n_permutations=cfg.n_permutations,
+                                 seed=cfg.seed, batch_size=cfg.batch_size) if suspects else []
+        observed = observe_files(list(cfg.suspect_texts), train, positions, cfg.observe) if cfg.suspect_texts else None
         with atomic_path(out, is_dir=True) as tmp:
-            write_parquet(summary, tmp / "results.parquet")
-            _write(tmp, cfg, results, summary, rec)
+            if results:
+                write_parquet(summary_frame(results), tmp / "results.parquet")
+            report = _write(tmp, cfg, results, summary_frame(results) if results else pl.DataFrame(), rec)
+            if observed is not None:
+                write_parquet(observed, tmp / "observed.parquet")
+                _observed(report, cfg, observed, rec)
+            report.write(tmp / "report.html")
         rec.log_artifact(out / "report.html")
-        rec.log_artifact(out / "results.parquet", "scores")
-        rec.log_artifact(out / "losses", "scores/losses")
-        rec.log_artifact(out / "plots", "plots")
+        for name, dest in (("results.parquet", "scores"), ("observed.parquet", "scores"), ("losses", "scores/losses"),
+                           ("plots", "plots")):
+            if (out / name).exists():
+                rec.log_artifact(out / name, dest)
 
 
 if __name__ == "__main__":

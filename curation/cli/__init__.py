@@ -26,7 +26,7 @@ COMMANDS = {
     "verify_unlearning": "verify_unlearning_cmd",
     "schedule": "schedule_group",
     "hooks": "hooks_group",
-    "provenance": "provenance_cmd",
+    "provenance": "provenance_group",
     "membership": "membership_cmd",
     "influence": "influence_cmd",
     "label_errors": "label_errors_cmd",

@@ -5,8 +5,9 @@
 - ``palimpsest``: the palimpsestic query test (Spearman of training position against reference-normalised loss)
   and the two observational tests (span overlap; retraining the last phase on reshuffled orders).
 - ``suspects``: load suspects (checkpoint or ``models:/`` URI) and run the query test for each.
+- ``observe``: read suspect text files and run the observational tests on each (the stage's and CLI's entry point).
 - ``retrain``: the explicit-order training loop used by observational test (b) and to derive demo suspects.
-- ``generate``: sampling suspect text from a byte-level GPT.
+- ``generate``: sampling suspect text (and prompt-matched control text) from a byte-level GPT.
 - ``testbed``: tiny-GPT ground truth (our run, derived and independent models) for tests and benchmarks.
-- ``config``: the ``provenance_suspects`` and ``test_provenance`` stage configs.
+- ``config``: the ``provenance_suspects`` and ``test_provenance`` stage configs (``observe`` block included).
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from curation.models.gpt import ByteGPTConfig
 from curation.provenance.retrain import OrderedTrainConfig
@@ -10,7 +11,8 @@ from curation.provenance.retrain import OrderedTrainConfig
 
 @dataclass(frozen=True, kw_only=True)
 class ProvenanceSuspectsConfig:
-    """Demo inputs of the provenance test: a suspect derived from our model, an independent model, a reference."""
+    """Demo inputs of the provenance test: a suspect derived from our model, an independent model, a reference,
+    and text sampled from the two suspects (for the observational tests)."""
 
     train_data: str = field(default="data/corpus/train.parquet", metadata={"help": "our training table (text)"})
     other_data: str = field(default="data/corpus/val.parquet", metadata={"help": "other text the derived suspect is fine-tuned on"})
@@ -33,18 +35,67 @@ class ProvenanceSuspectsConfig:
     )
     reference_seed: int = field(default=1, metadata={"help": "seed (init and order) of the reference model"})
     independent_seed: int = field(default=2, metadata={"help": "seed (init and order) of the independent suspect"})
-    out_dir: str = field(default="checkpoints/provenance", metadata={"help": "derived/independent/reference checkpoints"})
+    text_prompts: int = field(default=10, metadata={
+        "help": "suspect texts: prompts (16-char starts of other_data rows after derive_rows) continued by the derived "
+                "and by the independent model at temperature 1; 0 = no texts"})
+    text_chars: int = field(default=48, metadata={"help": "suspect texts: sampled characters per prompt"})
+    out_dir: str = field(default="checkpoints/provenance", metadata={
+        "help": "derived/independent/reference checkpoints and {derived,independent}_text.parquet"})
 
     def __post_init__(self) -> None:
         if self.derive_rows < 1:
             raise ValueError("derive_rows must be positive")
+        if self.text_prompts < 0 or self.text_chars < 1:
+            raise ValueError("text_prompts must be >= 0 and text_chars positive")
         if self.reference_seed == self.independent_seed:
             raise ValueError("reference_seed and independent_seed must differ (the two models must be independent)")
 
 
 @dataclass(frozen=True, kw_only=True)
+class ObserveConfig:
+    """Observational tests of suspect texts: (a) span overlap, (b) retraining our run's last phase (spec §2.2-2.3)."""
+
+    methods: tuple[Literal["overlap", "retrain"], ...] = field(
+        default=("overlap",), metadata={"help": "tests to run on each suspect text: overlap (cheap), retrain (K+1 "
+                                        "retrains of the last phase)"})
+    span_chars: int = field(default=16, metadata={"help": "test (a): span length in characters"})
+    span_permutations: int = field(default=999, metadata={"help": "test (a): permutations of the exact p-value"})
+    boundary: str = field(default="", metadata={
+        "help": "test (b): our run's checkpoint taken just before the last phase (path or models:/ URI), or our "
+                "training output folder: its last checkpoint at or before the start of the last 'fraction'"})
+    fraction: float = field(default=0.1, metadata={
+        "help": "test (b): the last fraction of our run's order that follows the boundary checkpoint (spec: 0.01-0.1)"})
+    n_reshuffles: int = field(default=19, metadata={"help": "test (b): K reshuffled retrains (rank p floor 1/(K+1))"})
+    retrain_train: OrderedTrainConfig = field(
+        default_factory=OrderedTrainConfig,
+        metadata={"help": "test (b): optimisation of every retrain (use our run's rate and batch size there)"})
+    statistic: Literal["total", "normal_scores"] = field(default="total", metadata={
+        "help": "test (b): 'total' log-likelihood (spec) or the sum over samples of per-sample normal scores"})
+    control: Literal["none", "boundary_samples"] = field(default="none", metadata={
+        "help": "test (b): 'boundary_samples' regresses out each model's log-likelihood of text sampled from the "
+                "boundary model with the same prompts (independent of the order, so the test stays exact)"})
+    report_p: Literal["normal", "t", "rank"] = field(default="t", metadata={
+        "help": "test (b): p-value reported as p_value: normal (spec), t (Student prediction, exact for normal "
+                "log-likelihoods) or rank (exact, floor 1/(K+1))"})
+    seed: int = field(default=0, metadata={"help": "seed of permutations, reshuffles and control sampling"})
+
+    def __post_init__(self) -> None:
+        if not self.methods or len(set(self.methods)) != len(self.methods):
+            raise ValueError("methods must list overlap and/or retrain, each once")
+        if self.span_chars < 1 or self.span_permutations < 1:
+            raise ValueError("span_chars and span_permutations must be positive")
+        if "retrain" in self.methods:
+            if not self.boundary:
+                raise ValueError("method retrain needs boundary (our checkpoint before the last phase)")
+            if not 0.0 < self.fraction < 1.0:
+                raise ValueError(f"fraction={self.fraction} must lie in (0, 1)")
+            if self.n_reshuffles < 2:
+                raise ValueError("n_reshuffles must be at least 2")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TestProvenanceConfig:
-    """Palimpsest query test of suspect models against our training run."""
+    """Palimpsest query test of suspect models, and observational tests of suspect texts, against our run."""
 
     __test__ = False  # not a pytest test class despite its name
 
@@ -55,13 +106,21 @@ class TestProvenanceConfig:
         metadata={"help": "independent reference model (checkpoint path or models:/name/version)"},
     )
     suspects: tuple[str, ...] = field(default=(), metadata={"help": "checkpoint paths or models:/name/version URIs"})
+    examine_registered: tuple[str, ...] = field(default=(), metadata={
+        "help": "registered model names whose new versions a webhook job examines: the version in "
+                "CURATION_MODEL_URI is added to the suspects when it belongs to one of them"})
+    suspect_texts: tuple[str, ...] = field(default=(), metadata={
+        "help": "files of suspect text (.txt = one text; table with text[, prompt] = one sample a row) for the "
+                "observational tests"})
+    observe: ObserveConfig = field(default_factory=ObserveConfig, metadata={
+        "help": "observational tests run on each suspect text"})
     n_permutations: int = field(default=999, metadata={"help": "permutations for the exact permutation p-value"})
     seed: int = field(default=0, metadata={"help": "seed of the permutations"})
     batch_size: int = field(default=64, metadata={"help": "rows per scoring batch"})
     out_dir: str = field(default="artifacts/test_provenance", metadata={"help": "results table and per-suspect losses"})
 
     def __post_init__(self) -> None:
-        if not self.suspects:
-            raise ValueError("suspects must list at least one checkpoint path or models:/ URI")
+        if not self.suspects and not self.suspect_texts and not self.examine_registered:
+            raise ValueError("list at least one suspect (checkpoint path or models:/ URI) or suspect text file")
         if self.n_permutations < 1:
             raise ValueError("n_permutations must be positive")

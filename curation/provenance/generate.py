@@ -1,4 +1,5 @@
-"""Sample text from a byte-level GPT: the "suspect text" of the observational provenance tests.
+"""Sample text from a byte-level GPT: the "suspect text" of the observational provenance tests, and control text
+matched to a suspect text (same prompts, same completion lengths) for observational test (b).
 
 Bytes are sampled at a temperature from the model's next-byte distribution restricted to printable ASCII and
 newline, so every sample decodes to valid UTF-8 text whose bytes are exactly the sampled tokens.
@@ -6,9 +7,11 @@ newline, so every sample decodes to valid UTF-8 text whose bytes are exactly the
 
 from __future__ import annotations
 
+import polars as pl
 import torch
 from torch import nn
 
+from curation.errors import CurationError
 from curation.models.gpt import ByteGPTAdapter
 
 PRINTABLE = torch.tensor([10] + list(range(32, 127)))
@@ -35,3 +38,15 @@ def sample_texts(
             new.append(int(PRINTABLE[torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)]))
         outs.append(bytes(new).decode("ascii"))
     return outs
+
+
+def matched_samples(adapter: ByteGPTAdapter, model: nn.Module, texts: pl.DataFrame, *, seed: int = 0) -> pl.DataFrame:
+    """Text sampled from ``model`` like ``texts``: each row's ``prompt`` continued by as many bytes as its ``text``
+    has (rows without a prompt column are continued from a newline)."""
+    if not isinstance(adapter, ByteGPTAdapter):
+        raise CurationError(f"control text sampling needs a byte-level GPT checkpoint, got adapter '{adapter.name}'")
+    prompts = texts["prompt"].to_list() if "prompt" in texts.columns else ["\n"] * texts.height
+    lengths = texts["text"].str.len_bytes().to_list()
+    out = [sample_texts(adapter, model, [p], n_new=max(1, n), seed=seed + i)[0]
+           for i, (p, n) in enumerate(zip(prompts, lengths, strict=True))]
+    return pl.DataFrame({"example_id": texts["example_id"], "prompt": prompts, "text": out})

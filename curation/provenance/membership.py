@@ -68,10 +68,7 @@ def token_stats(
             if moments:
                 logp = adapter.token_distributions(model, batch).double()
                 lp = logp.gather(-1, batch["targets"].unsqueeze(-1)).squeeze(-1)
-                p = logp.exp()
-                mu = (p * logp).sum(-1)
-                var = (p * logp.square()).sum(-1) - mu.square()
-                sigma = var.clamp_min(0.0).sqrt()
+                mu, sigma = distribution_moments(logp)
             else:
                 lp = adapter.token_logprobs(model, batch).double()
             for i in range(lp.shape[0]):
@@ -87,13 +84,27 @@ def token_stats(
     return TokenStats(frame["example_id"], lps, mus if moments else None, sigmas if moments else None)
 
 
+def distribution_moments(logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Min-K%++'s ``mu_t = sum_v p log p`` and ``sigma_t = sqrt(sum_v p (log p)^2 - mu_t^2)`` of next-token
+    log-distributions ``[..., V]`` (the one implementation; unlearning verification uses it too)."""
+    p = logp.exp()
+    mu = (p * logp).sum(-1)
+    sigma = ((p * logp.square()).sum(-1) - mu.square()).clamp_min(0.0).sqrt()
+    return mu, sigma
+
+
+def n_lowest(n_tokens: int, k: float) -> int:
+    """How many of ``n_tokens`` values Min-K% averages: ``max(1, int(k * n))``, as in the authors' code."""
+    return max(1, int(k * n_tokens))
+
+
 def _frame(ids: pl.Series, scores: list[float]) -> pl.DataFrame:
     return pl.DataFrame({"example_id": ids, "score": pl.Series(scores, dtype=pl.Float64)})
 
 
 def lowest_fraction_mean(values: np.ndarray, k: float) -> float:
-    """Mean of the ``max(1, int(k * len(values)))`` smallest values."""
-    n = max(1, int(k * values.size))
+    """Mean of the ``n_lowest(len(values), k)`` smallest values."""
+    n = n_lowest(values.size, k)
     return float(np.sort(values)[:n].mean())
 
 

@@ -9,7 +9,7 @@ distribution (re-permute the order), whatever the data.
 - ``span_overlap_test`` (observational a): how many of the suspect text's character n-grams each training example
   contains, Spearman against position; expected positive.
 - ``retrain_test`` (observational b): log-likelihood of the suspect text under the last phase retrained in the
-  original order versus K reshuffled orders; z-score and exact rank p-value.
+  original order versus K reshuffled orders; z-score with normal and Student p-values, and the exact rank p-value.
 
 Every p-value is one-sided in the direction derivation predicts; permutation p-values are
 ``(1 + #{j: phi_j as or more extreme than phi_0}) / (m + 1)``.
@@ -157,17 +157,23 @@ def span_overlap_test(
     n: int = 16,
     n_permutations: int = 999,
     seed: int = 0,
+    allow_no_match: bool = False,
 ) -> CorrelationResult:
     """Observational test (a): Spearman(position, suspect n-gram matches per training example); expected > 0.
 
     Simplification of the paper's "longest match up to k tokens": one fixed span length ``n`` in characters.
-    Needs far more suspect text than test (b) (hundreds of thousands of tokens in the paper).
+    Needs far more suspect text than test (b) (hundreds of thousands of tokens in the paper). When no span
+    matches, the correlation is undefined: an error, or with ``allow_no_match`` a result with rho 0 and p 1
+    (no evidence against independence).
     """
     if "text" not in train.columns:
         raise CurationError("span overlap: training table has no 'text' column")
     frame = check_positions(positions).join(train.select("example_id", "text"), on="example_id", how="inner")
     frame = frame.sort("position")
     counts = span_overlap_counts(frame["text"].to_list(), suspect_texts, n=n)
+    if not counts.any() and allow_no_match:
+        return CorrelationResult(0.0, 1.0, 1.0, 0.0, frame.height, n_permutations,
+                                 frame.drop("text").with_columns(value=pl.Series(counts)))
     if not counts.any():
         raise CurationError(f"span overlap: no {n}-character span of the suspect text occurs in the training data")
     frame = frame.drop("text").with_columns(value=pl.Series(counts))
@@ -179,44 +185,126 @@ def span_overlap_test(
 
 @dataclass(frozen=True)
 class RetrainResult:
-    """Observational test (b): suspect-text log-likelihood under original-order vs reshuffled retrains."""
+    """Observational test (b): a per-model statistic of the suspect text, original-order model vs K reshuffles."""
 
-    original_loglik: float
-    reshuffled_loglik: list[float]
+    original_loglik: float  # the statistic under the original-order retrain (total log-likelihood by default)
+    reshuffled_loglik: list[float]  # the same under each reshuffled retrain
     z: float  # (L_0 - mean(L_1..K)) / std(L_1..K)
-    p_normal: float  # 1 - Phi(z)
-    p_rank: float  # (1 + #{j: L_j >= L_0}) / (K + 1); floor 1/(K+1)
+    p_normal: float  # 1 - Phi(z): the spec's normal approximation (anti-conservative for small K)
+    p_t: float  # Student prediction p-value: 1 - F_{t, K-1}(z * sqrt(K / (K + 1))), exact for normal L
+    p_rank: float  # (1 + #{j: L_j >= L_0}) / (K + 1): exact under exchangeability; floor 1/(K+1)
     n_tokens: int
+    statistic: str = "total"
+
+    def reported(self, kind: str) -> float:
+        """The p-value of ``kind`` (``normal``, ``t`` or ``rank``)."""
+        return {"normal": self.p_normal, "t": self.p_t, "rank": self.p_rank}[kind]
 
     def summary(self) -> dict[str, float]:
-        return {"statistic": self.z, "p_value": self.p_normal, "p_rank": self.p_rank, "n_tokens": self.n_tokens,
-                "n_reshuffles": len(self.reshuffled_loglik)}
+        return {"statistic": self.z, "p_value": self.p_normal, "p_t": self.p_t, "p_rank": self.p_rank,
+                "n_tokens": self.n_tokens, "n_reshuffles": len(self.reshuffled_loglik)}
 
 
-def total_loglik(adapter: ModelAdapter, model: nn.Module, texts: pl.DataFrame) -> tuple[float, int]:
-    """Sum of token log-probabilities of all rows and the number of tokens scored.
+def sequence_logliks(adapter: ModelAdapter, model: nn.Module, texts: pl.DataFrame) -> tuple[np.ndarray, int]:
+    """Per-row sum of token log-probabilities and the number of tokens scored.
 
     With a ``prompt`` column each row is scored as ``prompt + text`` and only the completion's tokens count
     (the prompt is context, as in the paper's setting of 32-token completions of 20-token prompts).
     """
     if "prompt" not in texts.columns:
         st = token_stats(adapter, model, texts)
-        return float(sum(a.sum() for a in st.logprobs)), int(sum(a.size for a in st.logprobs))
+        return np.array([a.sum() for a in st.logprobs]), int(sum(a.size for a in st.logprobs))
     joined = texts.with_columns(text=pl.col("prompt") + pl.col("text"))
     st = token_stats(adapter, model, joined)
-    prompt_tokens = token_stats(adapter, model, texts.select("example_id", text=pl.col("prompt")))
-    skip = [a.size for a in prompt_tokens.logprobs]  # prompt of P tokens = P - 1 targets; completion follows
+    prompt_batch = adapter.collate(texts.select("example_id", text=pl.col("prompt")))
+    skip = prompt_batch["target_mask"].sum(1).long().tolist()  # prompt of P tokens = P - 1 targets; completion follows
     kept = [a[k:] for a, k in zip(st.logprobs, skip, strict=True)]
-    return float(sum(a.sum() for a in kept)), int(sum(a.size for a in kept))
+    return np.array([a.sum() for a in kept]), int(sum(a.size for a in kept))
 
 
-def last_phase(frame: pl.DataFrame, positions: pl.DataFrame, fraction: float) -> pl.DataFrame:
-    """Rows trained in the last ``fraction`` of the run, in their original order."""
-    if not 0.0 < fraction < 1.0:
-        raise CurationError(f"retrain test: fraction={fraction} must lie in (0, 1)")
-    ordered = check_positions(positions).join(frame, on="example_id", how="inner").sort("position")
-    start = round((1.0 - fraction) * ordered.height)
-    return ordered.slice(start).drop("position")
+def total_loglik(adapter: ModelAdapter, model: nn.Module, texts: pl.DataFrame) -> tuple[float, int]:
+    """Sum of the completion log-probabilities of all rows and the number of tokens scored."""
+    per_row, n_tokens = sequence_logliks(adapter, model, texts)
+    return float(per_row.sum()), n_tokens
+
+
+def retrain_logliks(
+    adapter: ModelAdapter,
+    boundary_model: nn.Module,
+    phase: pl.DataFrame,
+    texts: list[pl.DataFrame],
+    cfg: OrderedTrainConfig,
+    *,
+    n_reshuffles: int,
+    seed: int = 0,
+    finetune_on_test: bool = False,
+) -> tuple[list[np.ndarray], list[int]]:
+    """Retrain ``phase`` from ``boundary_model`` in the original row order (model 0) and ``n_reshuffles``
+    seeded reshuffles (models 1..K), with the same procedure; score every text under every model.
+
+    With ``finetune_on_test`` (the authors' variant) each retrained model is first trained one epoch on the
+    text it scores (prompt + completion, in row order, with ``cfg``): a suspect derived from our run by further
+    training differs from it by that training, which this imitates for every model alike. Returns one
+    ``[K + 1, rows]`` array of per-row log-likelihoods per text, and each text's token count. Models are scored
+    as they are trained and then dropped, so K can be large.
+    """
+    if n_reshuffles < 2:
+        raise CurationError(f"retrain test: n_reshuffles={n_reshuffles} must be at least 2")
+    out = [np.empty((n_reshuffles + 1, t.height)) for t in texts]
+    n_tokens = [0] * len(texts)
+    with progress_bar(total=n_reshuffles + 1, description="retraining last phase") as advance:
+        for j in range(n_reshuffles + 1):
+            rows = phase if j == 0 else reshuffled(phase, seed + j)
+            model = train_in_order(adapter, boundary_model, rows, cfg)
+            for i, frame in enumerate(texts):
+                scorer = train_in_order(adapter, model, as_training_rows(frame), cfg) if finetune_on_test else model
+                out[i][j], n_tokens[i] = sequence_logliks(adapter, scorer, frame)
+            advance(1)
+    return out, n_tokens
+
+
+def as_training_rows(texts: pl.DataFrame) -> pl.DataFrame:
+    """Suspect text rows as training rows: ``prompt + text`` when there is a prompt."""
+    if "prompt" in texts.columns:
+        return texts.select("example_id", text=pl.col("prompt") + pl.col("text"))
+    return texts.select("example_id", "text")
+
+
+def normal_scores(values: np.ndarray) -> np.ndarray:
+    """Column-wise rank-based normal scores across models (rows): ``Phi^-1(rank / (M + 1))``."""
+    return stats.norm.ppf(stats.rankdata(values, axis=0) / (values.shape[0] + 1))
+
+
+def model_statistic(seq_ll: np.ndarray, *, aggregate: str = "total", control: np.ndarray | None = None) -> np.ndarray:
+    """One value per model (row of ``seq_ll``, ``[models, rows]``); larger = the text is likelier under it.
+
+    ``total`` sums the rows (the spec); ``normal_scores`` replaces each row's log-likelihoods by their normal
+    scores across models before summing, so every sample weighs the same and one heavy-tailed sample cannot
+    dominate. ``control`` (``[models, rows']``: log-likelihoods of text that does not depend on our order)
+    is aggregated the same way and regressed out by least squares over all models, removing how good each
+    retrained model is in general. Every step treats the models symmetrically, so under H0 the original-order
+    value stays exchangeable with the reshuffled ones and the rank p-value stays exact.
+    """
+    if aggregate not in ("total", "normal_scores"):
+        raise CurationError(f"retrain test: aggregate={aggregate!r} must be 'total' or 'normal_scores'")
+    agg = (lambda a: normal_scores(a).sum(1)) if aggregate == "normal_scores" else (lambda a: a.sum(1))
+    values = agg(seq_ll)
+    if control is None:
+        return values
+    design = np.c_[np.ones(values.size), agg(control)]
+    coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+    return values - design @ coef
+
+
+def order_test(values: np.ndarray, n_tokens: int, statistic: str = "total") -> RetrainResult:
+    """z, normal, Student and rank p-values of ``values[0]`` (original order) against ``values[1:]``."""
+    l0, rest = float(values[0]), np.asarray(values[1:], dtype=float)
+    k = rest.size
+    sd = float(rest.std(ddof=1))
+    z = float((l0 - rest.mean()) / sd) if sd > 0 else 0.0
+    p_t = float(stats.t.sf(z * np.sqrt(k / (k + 1)), k - 1))
+    p_rank = (1 + int(np.sum(rest >= l0))) / (k + 1)
+    return RetrainResult(l0, rest.tolist(), z, float(stats.norm.sf(z)), p_t, p_rank, n_tokens, statistic)
 
 
 def retrain_test(
@@ -228,23 +316,26 @@ def retrain_test(
     *,
     n_reshuffles: int = 9,
     seed: int = 0,
+    aggregate: str = "total",
+    control_texts: pl.DataFrame | None = None,
+    finetune_on_test: bool = False,
 ) -> RetrainResult:
     """Retrain ``phase`` (rows in original order) from ``boundary_model`` once as is and ``n_reshuffles`` times
     reshuffled, with the same procedure; compare the suspect texts' log-likelihood (``example_id, text`` and
     optionally ``prompt``: then only the completion ``text`` is scored, in the prompt's context)."""
-    if n_reshuffles < 2:
-        raise CurationError(f"retrain test: n_reshuffles={n_reshuffles} must be at least 2")
-    orders = [phase] + [reshuffled(phase, seed + 1 + j) for j in range(n_reshuffles)]
-    logliks: list[float] = []
-    n_tokens = 0
-    with progress_bar(total=len(orders), description="retraining last phase") as advance:
-        for rows in orders:
-            model = train_in_order(adapter, boundary_model, rows, cfg)
-            ll, n_tokens = total_loglik(adapter, model, suspect_texts)
-            logliks.append(ll)
-            advance(1)
-    l0, rest = logliks[0], np.array(logliks[1:])
-    sd = float(rest.std(ddof=1))
-    z = float((l0 - rest.mean()) / sd) if sd > 0 else 0.0
-    p_rank = (1 + int(np.sum(rest >= l0))) / (n_reshuffles + 1)
-    return RetrainResult(l0, rest.tolist(), z, float(stats.norm.sf(z)), p_rank, n_tokens)
+    frames = [suspect_texts] + ([control_texts] if control_texts is not None else [])
+    lls, n_tokens = retrain_logliks(adapter, boundary_model, phase, frames, cfg, n_reshuffles=n_reshuffles, seed=seed,
+                                    finetune_on_test=finetune_on_test)
+    control = lls[1] if control_texts is not None else None
+    values = model_statistic(lls[0], aggregate=aggregate, control=control)
+    name = aggregate + ("+control" if control is not None else "")
+    return order_test(values, n_tokens[0], name)
+
+
+def last_phase(frame: pl.DataFrame, positions: pl.DataFrame, fraction: float) -> pl.DataFrame:
+    """Rows trained in the last ``fraction`` of the run, in their original order."""
+    if not 0.0 < fraction < 1.0:
+        raise CurationError(f"retrain test: fraction={fraction} must lie in (0, 1)")
+    ordered = check_positions(positions).join(frame, on="example_id", how="inner").sort("position")
+    start = round((1.0 - fraction) * ordered.height)
+    return ordered.slice(start).drop("position")

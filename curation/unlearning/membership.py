@@ -1,8 +1,9 @@
 """Membership scores used by unlearning verification: loss, Min-K% and Min-K%++ (higher = more member-like).
 
-Minimal local implementation for the verification Check; the provenance package owns the full scorer set and
-the two should be merged (same definitions: methods spec section 3.1). Scores need each target's log-probability
-and, for Min-K%++, the model's whole next-token distribution, obtained per adapter family:
+A batched form of the provenance package's scorers (methods spec section 3.1) that also covers classifiers: the
+distribution moments and the "lowest k" count come from ``curation.provenance.membership``, so both packages
+score the same way (a test checks equality on a GPT). Scores need each target's log-probability and, for
+Min-K%++, the model's whole next-token distribution, obtained per adapter family:
 
 - byte GPT rows: one distribution per next byte (``T`` = text length);
 - tabular classifiers: the class distribution is one "token" whose target is the label (``T`` = 1), so Min-K%
@@ -17,6 +18,7 @@ from torch import nn
 
 from curation.models.base import Batch, ModelAdapter
 from curation.models.gpt import ByteGPTAdapter
+from curation.provenance.membership import distribution_moments, n_lowest
 
 SCORES = ("loss", "min_k", "min_k_pp")
 
@@ -26,19 +28,19 @@ def next_token_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """``(log_probs [B,T,V], targets [B,T], mask [B,T])`` for adapters whose output is a distribution, else None."""
     if isinstance(adapter, ByteGPTAdapter):
-        logp = torch.log_softmax(model(batch["input_ids"]).float(), dim=-1)
+        logp = torch.log_softmax(model(batch["input_ids"]).double(), dim=-1)
         return logp, batch["targets"], batch["target_mask"]
     if callable(getattr(adapter, "logits", None)) and "y" in batch:  # tabular classifiers
-        logp = torch.log_softmax(adapter.logits(model, batch).float(), dim=-1)
+        logp = torch.log_softmax(adapter.logits(model, batch).double(), dim=-1)
         return logp[:, None, :], batch["y"][:, None], torch.ones(batch["y"].shape[0], 1)
     return None
 
 
 def lowest_k_mean(values: torch.Tensor, mask: torch.Tensor, k: float) -> torch.Tensor:
-    """Per row, the mean of the lowest ``ceil(k * n_valid)`` masked values (at least one)."""
+    """Per row, the mean of the lowest ``n_lowest(n_valid, k)`` masked values."""
     filled = values.masked_fill(mask <= 0, float("inf"))
     ordered = filled.sort(dim=-1).values
-    n_keep = (mask.sum(-1) * k).ceil().clamp_min(1).long()
+    n_keep = torch.tensor([n_lowest(int(n), k) for n in mask.sum(-1).round().tolist()], dtype=torch.long)
     take = torch.arange(values.shape[-1])[None, :] < n_keep[:, None]
     return torch.where(take, ordered, torch.zeros_like(ordered)).sum(-1) / n_keep
 
@@ -50,10 +52,8 @@ def token_scores(logp: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, 
     deviation ``sqrt(sum p (log p)^2 - mu^2)`` before taking the mean of the lowest ``k`` fraction.
     """
     picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    probs = logp.exp()
-    mu = (probs * logp).sum(-1)
-    sigma = ((probs * logp.square()).sum(-1) - mu.square()).clamp_min(1e-12).sqrt()
-    z = (picked - mu) / sigma
+    mu, sigma = distribution_moments(logp)
+    z = (picked - mu) / sigma.clamp_min(1e-12)
     n = mask.sum(-1).clamp_min(1.0)
     return {
         "loss": (picked * mask).sum(-1) / n,

@@ -12,9 +12,12 @@ from curation.errors import CurationError
 from curation.models.gpt import ByteGPTAdapter, ByteGPTConfig
 from curation.provenance.palimpsest import (
     last_phase,
+    model_statistic,
+    order_test,
     query_test,
     rank_correlation_test,
     retrain_test,
+    sequence_logliks,
     span_overlap_counts,
     span_overlap_test,
 )
@@ -108,3 +111,50 @@ def test_retrain_test_original_order_retrain_reproduces_the_run():
     assert res.p_rank in (0.25, 0.5, 0.75, 1.0)
     with pytest.raises(CurationError, match="fraction=1.5"):
         last_phase(frame, positions, 1.5)
+
+
+def test_order_test_p_values_match_their_formulas_and_the_rank_p_is_exact():
+    values = np.array([5.0, 1.0, 2.0, 3.0, 4.0, 2.5])
+    res = order_test(values, 10)
+    rest = values[1:]
+    z = (5.0 - rest.mean()) / rest.std(ddof=1)
+    assert res.z == pytest.approx(z) and res.p_normal == pytest.approx(stats.norm.sf(z))
+    assert res.p_t == pytest.approx(stats.t.sf(z * np.sqrt(5 / 6), 4)) and res.p_rank == pytest.approx(1 / 6)
+    assert res.reported("t") == res.p_t and res.p_t > res.p_normal  # the normal approximation overstates
+    rng = np.random.default_rng(5)  # exchangeable normal values (H0): rank and Student p-values are uniform
+    draws = [order_test(rng.normal(size=20), 1) for _ in range(10000)]
+    assert np.mean([d.p_rank <= 0.05 for d in draws]) == pytest.approx(0.05, abs=0.007)
+    assert np.mean([d.p_t <= 0.01 for d in draws]) == pytest.approx(0.01, abs=0.003)
+    assert np.mean([d.p_normal <= 0.01 for d in draws]) > 0.015  # K = 19: the spec's normal p is anti-conservative
+
+
+def test_model_statistic_treats_models_symmetrically_and_removes_the_control_direction():
+    rng = np.random.default_rng(1)
+    quality = rng.normal(size=30)  # how good each model is in general
+    seq_ll = quality[:, None] + 0.1 * rng.normal(size=(30, 8))
+    seq_ll[0] += 0.3  # the original-order model: a specific, small excess on the suspect text
+    control = quality[:, None] + 0.1 * rng.normal(size=(30, 5))
+    perm = rng.permutation(30)
+    for aggregate in ("total", "normal_scores"):
+        values = model_statistic(seq_ll, aggregate=aggregate, control=control)
+        np.testing.assert_allclose(model_statistic(seq_ll[perm], aggregate=aggregate, control=control[perm]),
+                                   values[perm], atol=1e-9)
+    plain = order_test(model_statistic(seq_ll), 8)
+    adjusted = order_test(model_statistic(seq_ll, control=control), 8)
+    assert plain.z < 2 < adjusted.z and adjusted.p_rank == pytest.approx(1 / 30)
+    with pytest.raises(CurationError, match="aggregate='mean'"):
+        model_statistic(seq_ll, aggregate="mean")
+
+
+def test_sequence_logliks_scores_only_the_completion_even_after_a_one_byte_prompt():
+    torch.manual_seed(0)
+    adapter = ByteGPTAdapter(ByteGPTConfig(n_layer=1, n_head=2, d_model=16, block_size=24))
+    model = adapter.build_model()
+    texts = pl.DataFrame({"example_id": [0, 1], "prompt": ["\n", "abc"], "text": ["hello", "xyz"]})
+    per_row, n_tokens = sequence_logliks(adapter, model, texts)
+    full = pl.DataFrame({"example_id": [0, 1], "text": ["\nhello", "abcxyz"]})
+    with torch.no_grad():
+        lp = adapter.token_logprobs(model, adapter.collate(full))
+    assert n_tokens == 5 + 3
+    assert per_row[0] == pytest.approx(float(lp[0, :5].sum()), abs=1e-5)
+    assert per_row[1] == pytest.approx(float(lp[1, 2:5].sum()), abs=1e-5)

@@ -69,8 +69,30 @@ def test_stage_writes_report_and_tags_the_model_version(project: Path) -> None:
     assert {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)} >= {"report.html", "scores", "plots"}
 
 
+def test_stage_examines_the_version_a_webhook_job_names(project: Path, monkeypatch) -> None:
+    from pipelines.test_provenance import main
+
+    with RunRecorder("register", None):
+        register_checkpoint("other.safetensors", "tiny-other")
+    cfg = load(TestProvenanceConfig, {"train_data": "train.parquet", "run_dir": "run", "reference": "reference.safetensors",
+                                      "examine_registered": ["tiny-ours"], "n_permutations": 49, "out_dir": "out"})
+    monkeypatch.setenv("CURATION_MODEL_URI", "models:/tiny-other/1")  # not a watched model: nothing to test
+    main(cfg)
+    assert not Path("out/results.parquet").exists()
+    monkeypatch.setenv("CURATION_MODEL_URI", "models:/tiny-ours/1")
+    main(cfg)
+    results = pl.read_parquet("out/results.parquet")
+    assert results["suspect"].to_list() == ["models:/tiny-ours/1"]
+    tags = mlflow.MlflowClient().get_model_version("tiny-ours", "1").tags
+    assert float(tags["curation.provenance.p_value"]) == pytest.approx(results["p_value"][0])
+    assert "curation.provenance.p_value" not in mlflow.MlflowClient().get_model_version("tiny-other", "1").tags
+    run = mlflow.search_runs(experiment_names=["test"], order_by=["start_time DESC"], output_format="list",
+                             filter_string="tags.`curation.stage` = 'test_provenance'")[0]
+    assert run.data.tags["curation.examined_model"] == "models:/tiny-ours/1"
+
+
 def test_cli_provenance_and_membership(project: Path) -> None:
-    res = CliRunner().invoke(cli, ["provenance", "--train", "train.parquet", "--run", "run", "--reference",
+    res = CliRunner().invoke(cli, ["provenance", "query", "--train", "train.parquet", "--run", "run", "--reference",
                                    "reference.safetensors", "--suspect", "ours.safetensors", "--permutations", "19",
                                    "--out", "prov.parquet"])
     assert res.exit_code == 0, res.output
@@ -81,6 +103,6 @@ def test_cli_provenance_and_membership(project: Path) -> None:
     scores = pl.read_parquet("scores.parquet")
     assert scores.columns == ["example_id", "loss", "min_k", "min_k_plus_plus", "zlib", "reference"]
     assert scores.height == 120 and scores.select(pl.all().exclude("example_id").is_finite().all()).row(0) == (True,) * 5
-    res = CliRunner().invoke(cli, ["provenance", "--train", "train.parquet", "--run", "run", "--reference",
+    res = CliRunner().invoke(cli, ["provenance", "query", "--train", "train.parquet", "--run", "run", "--reference",
                                    "missing.safetensors", "--suspect", "ours.safetensors"])
     assert res.exit_code != 0 and "missing.safetensors: checkpoint not found" in str(res.exception or res.output)

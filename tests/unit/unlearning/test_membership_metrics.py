@@ -27,7 +27,7 @@ def test_min_k_plus_plus_matches_brute_force_on_a_5_token_vocab() -> None:
             var = sum(pi * li * li for pi, li in zip(p, lpv)) - mu * mu
             lp.append(lpv[targets[b, t]])
             z.append((lpv[targets[b, t]] - mu) / np.sqrt(var))
-        keep = int(np.ceil(0.5 * n))
+        keep = max(1, int(0.5 * n))  # the authors' count, shared with curation.provenance.membership
         assert got["loss"][b].item() == pytest.approx(np.mean(lp))
         assert got["min_k"][b].item() == pytest.approx(np.mean(sorted(lp)[:keep]))
         assert got["min_k_pp"][b].item() == pytest.approx(np.mean(sorted(z)[:keep]))
@@ -51,6 +51,20 @@ def test_membership_scores_for_classifier_and_gpt() -> None:
     g = membership_scores(gpt, gpt.build_model(), texts)
     assert g["score_min_k_pp"].null_count() == 0
     assert (g["score_min_k"] <= g["score_loss"] + 1e-9).all()  # the lowest tokens average below the mean
+
+
+def test_gpt_scores_equal_the_provenance_scorers() -> None:
+    from curation.provenance.membership import loss_score, min_k_plus_plus_score, min_k_score
+
+    torch.manual_seed(1)
+    gpt = ByteGPTAdapter(ByteGPTConfig(n_layer=1, n_head=2, d_model=16, block_size=24))
+    model = gpt.build_model()
+    texts = pl.DataFrame({"example_id": ["x", "y", "z"], "text": ["hello world, again", "abc", "the quick brown fox"]})
+    ours = membership_scores(gpt, model, texts, k=0.3)
+    for column, scorer in (("score_loss", loss_score), ("score_min_k", min_k_score),
+                           ("score_min_k_pp", min_k_plus_plus_score)):
+        kwargs = {} if scorer is loss_score else {"k": 0.3}
+        np.testing.assert_allclose(ours[column], scorer(gpt, model, texts, **kwargs)["score"], atol=1e-6)
 
 
 def test_metric_conventions() -> None:
