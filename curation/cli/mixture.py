@@ -6,13 +6,13 @@ import click
 
 
 def _config(checkpoint: str, train: str, val: str, tasks: str, tokens: int, hessian: str, optimizer: str,
-            prior: str, label: str, out: str):
+            prior: str, label: str, out: str, report_dir: str = "reports/optimize_mixture", additivity: int = 0):
     from curation.config import load
     from curation.mixture.config import OptimizeMixtureConfig
 
     return load(OptimizeMixtureConfig, {
         "checkpoint": checkpoint, "train_data": train, "val_data": val, "optimizer": optimizer, "prior": prior,
-        "label": label, "out": out,
+        "label": label, "out": out, "report_dir": report_dir, "additivity": {"mixtures": additivity},
         "influence": {"tasks": [t for t in tasks.split(",") if t], "tokens_per_domain": tokens,
                       "hessian": {"kind": hessian}},
     }, where="curate mixture options")
@@ -81,28 +81,43 @@ def influence_cmd(checkpoint: str, train: str, val: str, tasks: str, tokens: int
 @click.option("--prior", default="natural", show_default=True, help="natural, uniform or a mixture.yaml path.")
 @click.option("--label", type=click.Choice(["influence", "proxy"]), default="influence", show_default=True,
               help="Candidate labels for tikmix_m / regmix.")
+@click.option("--additivity", default=8, show_default=True,
+              help="Random mixtures realised as mixed samples to check S·w additivity (0 = skip).")
+@click.option("--report-dir", default="reports/optimize_mixture", show_default=True,
+              help="Folder for the influence table, plots, report.html and metrics.json.")
 @click.option("--out", default="mixture.yaml", show_default=True, help="Mixture file to write.")
 def optimize_cmd(checkpoint: str, train: str, val: str, tasks: str, tokens: int, hessian: str, optimizer: str,
-                 prior: str, label: str, out: str) -> None:
-    """Compute the next domain mixture and write it as a mixture file.
+                 prior: str, label: str, additivity: int, report_dir: str, out: str) -> None:
+    """Compute the next domain mixture, write it as a mixture file and log an MLflow run (params, heat map,
+    old/new mixture, additivity check, report, the mixture file) like the optimize_mixture stage.
 
     \b
     Example:
       curate mixture optimize --checkpoint checkpoints/lm --train data/corpus/train.parquet \\
           --val data/corpus/val.parquet --tasks code,reference_docs --optimizer tikmix_d --out mixture.yaml
     """
-    from curation.io import read_table
-    from curation.mixture.mixture_file import write_mixture
-    from curation.mixture.optimize import load_checkpoint_model, optimize_mixture
+    from pathlib import Path
 
-    cfg = _config(checkpoint, train, val, tasks, tokens, hessian, optimizer, prior, label, out)
+    from curation.io import read_table
+    from curation.mixture.optimize import load_checkpoint_model, optimize_mixture
+    from curation.mixture.record import record_round
+    from curation.tracking import RunRecorder
+
+    cfg = _config(checkpoint, train, val, tasks, tokens, hessian, optimizer, prior, label, out, report_dir,
+                  additivity)
     adapter, model, path = load_checkpoint_model(checkpoint)
-    result = optimize_mixture(adapter, model, read_table(train), read_table(val), cfg)
-    write_mixture(result.weights, out, source={"optimizer": optimizer, "checkpoint": str(path),
-                                               "success": result.solution.success})
+    train_frame = read_table(train)
+    with RunRecorder("optimize_mixture", cfg, metrics_path=Path(report_dir) / "metrics.json",
+                     tags={"curation.trigger": "cli"}) as rec:
+        result = optimize_mixture(adapter, model, train_frame, read_table(val), cfg)
+        record_round(rec, result, cfg, checkpoint=str(path), train=train_frame)
     for domain, prev, new in zip(result.domains, result.prior, result.solution.weights, strict=True):
         click.echo(f"{domain:<24}{prev:8.3f} -> {new:.3f}")
-    click.echo(f"wrote {out} ({'optimum' if result.solution.success else 'prior kept: ' + result.solution.message})")
+    if result.additivity is not None:
+        click.echo(f"additivity: Pearson(measured, S·w) = {result.additivity.mean_pearson:.3f} "
+                   f"(mean over tasks; pooled {result.additivity.pooled_pearson:.3f})")
+    click.echo(f"wrote {out} ({'optimum' if result.solution.success else 'prior kept: ' + result.solution.message}); "
+               f"report: {report_dir}/report.html; MLflow run {rec.run_id}")
 
 
 @mixture_group.command("show")

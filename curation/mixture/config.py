@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from curation.mixture.additivity import AdditivityConfig
 from curation.mixture.group_influence import GroupInfluenceConfig
 from curation.mixture.labels import ProxyConfig
 from curation.mixture.regmix import RegMixConfig
@@ -29,6 +30,7 @@ class OptimizeMixtureConfig:
     train_data: str = field(default="data/corpus/train.parquet", metadata={"help": "training table with a domain column"})
     val_data: str = field(default="data/corpus/val.parquet", metadata={"help": "validation table with the task column"})
     influence: GroupInfluenceConfig = field(default_factory=GroupInfluenceConfig, metadata={"help": "group influence"})
+    additivity: AdditivityConfig = field(default_factory=AdditivityConfig, metadata={"help": "check S·w against the measured influence of real mixed samples"})
     optimizer: str = field(default="tikmix_d", metadata={"help": "entry point in curation.mixture_optimizers"})
     prior: str = field(default="natural", metadata={"help": "mixture the checkpoint was trained on: natural, uniform or a mixture.yaml path"})
     label: str = field(default="influence", metadata={"help": "candidate labels for tikmix_m/regmix: influence or proxy (short training runs)"})

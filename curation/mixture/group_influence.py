@@ -21,7 +21,7 @@ from torch import nn
 
 from curation.errors import DataContractError
 from curation.gradients.per_example import tracked_parameters
-from curation.mixture.hessian import HessianConfig, make_inverse_hessian
+from curation.mixture.hessian import HessianConfig, InverseHessian, make_inverse_hessian
 from curation.models.base import ModelAdapter
 from curation.progress import progress_bar
 
@@ -46,6 +46,25 @@ class GroupInfluenceConfig:
             raise ValueError("tokens_per_domain, max_rows_per_task and batch_size must be >= 1")
 
 
+class InfluenceProbe:
+    """Scores any summed training gradient against the validation tasks exactly as group influence does.
+
+    Holds the tasks' mean validation gradients ``∇f_i`` and the inverse-Hessian approximation of one measurement;
+    ``influence(G)`` is ``∇f_iᵀ H⁻¹ G`` for every task (``H⁻¹ ∇f_i`` solved once, on first use), so the influence
+    of, e.g., a mixed sample is measured on the same footing as the domain samples (the additivity check).
+    """
+
+    def __init__(self, inverse: InverseHessian, task_grads: torch.Tensor, modules: Sequence[str]) -> None:
+        self.inverse, self.task_grads, self.modules = inverse, task_grads, list(modules)
+        self._directions: torch.Tensor | None = None
+
+    def influence(self, gradients: torch.Tensor) -> np.ndarray:
+        """``[k, P]`` summed gradients -> ``[n_tasks, k]`` influences (positive = lowers the task's loss)."""
+        if self._directions is None:
+            self._directions = self.inverse.solve(self.task_grads)
+        return (self._directions @ gradients.T).detach().double().numpy()
+
+
 @dataclass(frozen=True)
 class GroupInfluence:
     """Influence matrix ``[n_tasks, n_domains]`` (positive = domain lowers the task's loss) and its provenance."""
@@ -56,6 +75,7 @@ class GroupInfluence:
     tokens: tuple[int, ...]  # tokens actually sampled per domain
     rows: tuple[int, ...]  # rows actually sampled per domain
     hessian: str
+    probe: InfluenceProbe | None = field(default=None, repr=False, compare=False)  # re-scores other samples
 
     def normalized(self, eps: float = 1e-8) -> np.ndarray:
         """Per-task normalisation ``S[i, j] / (max_j S[i, j] + eps)`` (see ``normalize_per_task``)."""
@@ -76,10 +96,16 @@ class GroupInfluence:
 
 
 def normalize_per_task(matrix: np.ndarray, eps: float = 1e-8, *, tasks: Sequence[str] | None = None) -> np.ndarray:
-    """Divide each task's row by its largest domain influence plus ``eps`` (TiKMiX-D's ``P̂`` normalisation).
+    """Divide each task's row by its largest domain influence plus ``eps`` (TiKMiX-D's ``P̂`` normalisation)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return matrix / task_denominators(matrix, eps, tasks=tasks)[:, None]
 
-    When no domain helps a task (``max_j S[i, j] <= 0``) that denominator would flip the sign, so the row is
-    divided by its largest absolute value instead and a warning names the task.
+
+def task_denominators(matrix: np.ndarray, eps: float = 1e-8, *, tasks: Sequence[str] | None = None) -> np.ndarray:
+    """Per-task divisor of ``normalize_per_task``: ``max_j S[i, j] + eps``.
+
+    When no domain helps a task (``max_j S[i, j] <= 0``) that denominator would flip the sign, so the row's
+    largest absolute value is used instead and a warning names the task.
     """
     matrix = np.asarray(matrix, dtype=np.float64)
     top = matrix.max(axis=1)
@@ -88,7 +114,7 @@ def normalize_per_task(matrix: np.ndarray, eps: float = 1e-8, *, tasks: Sequence
         name = tasks[i] if tasks is not None else i
         log.warning("no domain lowers task %s's loss (max influence %.3g); normalising by max |S|", name, top[i])
         denom[i] = np.abs(matrix[i]).max() + eps
-    return matrix / denom[:, None]
+    return denom
 
 
 def row_tokens(adapter: ModelAdapter, frame: pl.DataFrame, chunk: int = 256) -> np.ndarray:
@@ -198,4 +224,5 @@ def group_influence(
         tokens=tuple(int(row_tokens(adapter, s).sum()) for s in samples),
         rows=tuple(s.height for s in samples),
         hessian=inverse.name,
+        probe=InfluenceProbe(inverse, g_tasks, modules),
     )

@@ -6,6 +6,7 @@ start from the checkpoint's weights, so candidate mixtures are compared as conti
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import polars as pl
 from torch import nn
 
 from curation.errors import ConfigError
+from curation.mixture.additivity import AdditivityResult, additivity_check
 from curation.mixture.config import OptimizeMixtureConfig
 from curation.mixture.group_influence import GroupInfluence, group_influence
 from curation.mixture.labels import ProxyTrainingLabel, task_losses
@@ -24,6 +26,8 @@ from curation.models.base import ModelAdapter, load_adapter_model
 from curation.plugins import get_plugin
 from curation.training.mixture_sampling import natural_mixture
 from curation.training.outputs import read_manifest
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class MixtureRound:
     solution: MixtureSolution
     task_losses: dict[str, float]  # at the checkpoint, per validation task
     proxy_runs: int
+    additivity: AdditivityResult | None = None  # None when the check is switched off (mixtures: 0)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -76,10 +81,18 @@ def prior_mixture(spec: str, train: pl.DataFrame, domains: list[str], domain_col
 
 def optimize_mixture(adapter: ModelAdapter, model: nn.Module, train: pl.DataFrame, val: pl.DataFrame,
                      cfg: OptimizeMixtureConfig) -> MixtureRound:
-    """Measure group influence at ``model`` and run the configured optimiser."""
+    """Measure group influence at ``model``, check its additivity around the prior, run the configured optimiser."""
     gi = group_influence(adapter, model, train, val, cfg.influence)
     domains = list(gi.domains)
     prior = prior_mixture(cfg.prior, train, domains, cfg.influence.domain_column)
+    additivity = None
+    if cfg.additivity.mixtures:
+        additivity = additivity_check(adapter, model, train, gi, prior, cfg.additivity,
+                                      domain_column=cfg.influence.domain_column, batch_size=cfg.influence.batch_size)
+        if not additivity.mean_pearson > 0.8:
+            log.warning("additivity check: Pearson(measured, S·w) = %.3f < 0.8 — at %d tokens per domain the "
+                        "influence of a mixture is dominated by sampling noise; raise influence.tokens_per_domain",
+                        additivity.mean_pearson, cfg.influence.tokens_per_domain)
     losses = task_losses(adapter, model, val, cfg.influence.task_column, gi.tasks)
     labeler = None
     if cfg.label == "proxy" and cfg.optimizer != "tikmix_d":
@@ -90,4 +103,4 @@ def optimize_mixture(adapter: ModelAdapter, model: nn.Module, train: pl.DataFram
     builtin = cfg.optimizer in ("tikmix_d", "tikmix_m", "regmix")
     optimizer = optimizer_cls(getattr(cfg, cfg.optimizer)) if builtin else optimizer_cls()
     solution = optimizer.optimize(MixtureProblem(tuple(domains), prior, gi, labeler))
-    return MixtureRound(tuple(domains), prior, gi, solution, losses, len(labeler.runs) if labeler else 0)
+    return MixtureRound(tuple(domains), prior, gi, solution, losses, len(labeler.runs) if labeler else 0, additivity)

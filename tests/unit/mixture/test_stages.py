@@ -61,10 +61,14 @@ def test_optimize_then_train_on_the_new_mixture(project: Path) -> None:
     meta = yaml.safe_load(Path("mixture.yaml").read_text())["source"]
     assert meta["optimizer"] == "tikmix_d" and meta["success"] is True
     report = Path("reports/optimize_mixture")
-    assert {"report.html", "influence_heatmap.png", "mixture.png", "group_influence.parquet"} <= {
-        p.name for p in report.iterdir()}
+    assert {"report.html", "influence_heatmap.png", "mixture.png", "group_influence.parquet", "additivity.png",
+            "additivity.parquet"} <= {p.name for p in report.iterdir()}
+    assert "Additivity check" in (report / "report.html").read_text()
     metrics = json.loads(Path("metrics/optimize_mixture.json").read_text())
     assert metrics["weight_code"] == pytest.approx(weights["code"], abs=1e-5) and "val_loss_code" in metrics
+    # the default check realises 8 mixtures; on this tiny GPT the mixed samples' influence is still additive
+    assert metrics["additivity_mixtures"] == 8 and metrics["additivity_pearson_code"] > 0.8
+    assert pl.read_parquet(report / "additivity.parquet").height == 8
 
     write_mixture({"code": 0.0, "licenses": 1.0, "package_docs": 0.0}, "mixture.yaml")  # a mixture change
     cfg = load(TrainLMMixtureConfig, {"train_data": "data/train.parquet", "val_data": "data/val.parquet",
@@ -77,16 +81,39 @@ def test_optimize_then_train_on_the_new_mixture(project: Path) -> None:
     assert "val_loss_licenses" in json.loads(Path("metrics/train_lm_mixture.json").read_text())
 
 
-def test_cli_influence_optimize_show(project: Path) -> None:
+def test_cli_influence_optimize_show(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'cli-mlflow.db'}")
     args = ["--checkpoint", "checkpoints/lm", "--train", "data/train.parquet", "--val", "data/val.parquet",
             "--tokens", "256", "--tasks", "code,licenses"]
     result = CliRunner().invoke(cli, ["mixture", "influence", *args, "--out", "inf.parquet"])
     assert result.exit_code == 0, result.output
     assert "code" in result.output and pl.read_parquet("inf.parquet").height == 6
-    result = CliRunner().invoke(cli, ["mixture", "optimize", *args, "--out", "m.yaml"])
+    result = CliRunner().invoke(cli, ["mixture", "optimize", *args, "--additivity", "4", "--report-dir", "rep",
+                                      "--out", "m.yaml"])
     assert result.exit_code == 0, result.output
+    assert "additivity: Pearson" in result.output and Path("rep/metrics.json").is_file()
     shown = CliRunner().invoke(cli, ["mixture", "show", "m.yaml"])
     assert shown.exit_code == 0 and "package_docs" in shown.output
+
+    # the CLI logged one finished MLflow run to the store named by MLFLOW_TRACKING_URI, like the stage
+    assert (project / "cli-mlflow.db").is_file()
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'cli-mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["test"], output_format="list")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    run = runs[0]
+    assert run.info.run_id in result.output and run.data.tags["curation.trigger"] == "cli"
+    assert run.data.params["optimizer"] == "tikmix_d" and run.data.params["influence.tokens_per_domain"] == "256"
+    weights = read_mixture("m.yaml")
+    assert run.data.metrics["weight_code"] == pytest.approx(weights["code"], abs=1e-5)
+    assert {"val_loss_code", "val_loss_licenses", "additivity_pearson", "prior_licenses"} <= set(run.data.metrics)
+    client = mlflow.MlflowClient()
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"m.yaml", "report.html", "plots", "scores", "mixture"} <= top
+    assert {"plots/influence_heatmap.png", "plots/mixture.png", "plots/additivity.png"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert yaml.safe_load(Path("m.yaml").read_text())["source"]["mlflow_run"] == run.info.run_id
 
 
 def test_bad_mixture_files_are_one_line_errors(tmp_path: Path) -> None:
