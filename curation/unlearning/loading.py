@@ -9,6 +9,7 @@ from torch import nn
 from curation.errors import CurationError
 from curation.models.base import ModelAdapter, load_adapter_model
 
+
 def resolve_checkpoint(ref: str) -> Path:
     """A local checkpoint file for ``ref``: the file itself, a training folder's last checkpoint, or a download."""
     if ref.startswith(("models:/", "runs:/")):
