@@ -119,7 +119,11 @@ def build_corpus(cfg: CorpusConfig) -> pl.DataFrame:
     rows = []
     for domain in cfg.domains:
         domain_rows = []
+        seen: set[str] = set()
         for source, text in SOURCES[domain]():
+            if source in seen:  # a wheel's RECORD may list one file twice (ray's does): keep it once
+                continue
+            seen.add(source)
             text = text.replace("\r\n", "\n")
             for n, chunk in enumerate(passages(text, cfg.passage_chars)):
                 eid = f"{domain}/{source}/{n}"
