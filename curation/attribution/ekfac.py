@@ -21,8 +21,8 @@ import torch
 
 from curation.attribution.base import ScoreResult, ScoringContext
 from curation.attribution.ekfac_factors import EKFACFactors, fit_ekfac
-from curation.attribution.linear_capture import LinearCapture
 from curation.attribution.tfidf import tfidf_candidates
+from curation.gradients.linear_capture import LinearCapture
 from curation.progress import progress_bar
 
 

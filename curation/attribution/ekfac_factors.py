@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from curation.attribution.fisher import sampled_example_losses
-from curation.attribution.linear_capture import LinearCapture
+from curation.gradients.linear_capture import LinearCapture
 from curation.models.base import Batch, ModelAdapter
 from curation.progress import progress_bar
 

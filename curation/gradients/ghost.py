@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from curation.gradients.linear_capture import LinearCapture
 from curation.models.base import Batch
 
 
@@ -32,36 +33,18 @@ def ghost_squared_norms(
     loss_fn: Callable[[nn.Module, Batch], torch.Tensor],
     modules: Sequence[str],
 ) -> torch.Tensor:
-    """Squared norm of each example's gradient of ``loss_fn`` over the named Linear modules, shape ``[batch]``."""
-    named = dict(model.named_modules())
-    inputs: dict[str, torch.Tensor] = {}
-    outputs: dict[str, torch.Tensor] = {}
+    """Squared norm of each example's gradient of ``loss_fn`` over the named Linear modules, shape ``[batch]``.
 
-    def capture(name: str) -> Callable:
-        def hook(_module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-            if name in outputs:
-                raise RuntimeError(f"module {name} ran twice in one forward pass; ghost norms do not apply")
-            inputs[name], outputs[name] = args[0].detach(), out
-
-        return hook
-
-    handles = [named[m].register_forward_hook(capture(m)) for m in modules]
-    try:
-        with torch.enable_grad():
-            losses = loss_fn(model, batch)
-            grads = torch.autograd.grad(losses.sum(), [outputs[m] for m in modules])
-    finally:
-        for h in handles:
-            h.remove()
+    ``LinearCapture`` appends a constant 1 to a biased layer's input, so ``(a_t . a_t' + 1)(d_t . d_t')`` summed
+    over positions already includes the bias term ``||sum_t d_t||^2``."""
+    with LinearCapture(model, modules, purpose="ghost norms") as capture, torch.enable_grad():
+        losses = loss_fn(model, batch)
+        captured = capture.activations_and_grads(losses.sum())
     total = torch.zeros(losses.shape[0], dtype=torch.float64)
-    for m, d in zip(modules, grads):
-        a = inputs[m]
-        a3 = a.reshape(a.shape[0], -1, a.shape[-1]).double()
-        d3 = d.reshape(d.shape[0], -1, d.shape[-1]).double()
-        if a3.shape[1] == 1:
-            total += (a3[:, 0] ** 2).sum(-1) * (d3[:, 0] ** 2).sum(-1)
+    for name in modules:
+        a, d = (x.double() for x in captured[name])
+        if a.shape[1] == 1:
+            total += (a[:, 0] ** 2).sum(-1) * (d[:, 0] ** 2).sum(-1)
         else:
-            total += (torch.bmm(a3, a3.transpose(1, 2)) * torch.bmm(d3, d3.transpose(1, 2))).sum((1, 2))
-        if named[m].bias is not None:
-            total += (d3.sum(1) ** 2).sum(-1)
+            total += (torch.bmm(a, a.transpose(1, 2)) * torch.bmm(d, d.transpose(1, 2))).sum((1, 2))
     return total

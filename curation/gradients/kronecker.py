@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from curation.errors import CurationError
+from curation.gradients.linear_capture import LinearCapture
 from curation.gradients.projection import ProjectionConfig
 from curation.models.base import Batch
 
@@ -97,16 +98,15 @@ class KroneckerLayer:
         return self.d_out if self.p_out is None else self.p_out.shape[0]
 
     def project(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """``[B, k_out * k_in]`` features from inputs ``a [B, T, d_in (no bias column)]`` and grads ``g [B, T, d_out]``."""
+        """``[B, k_out * k_in]`` features from inputs ``a [B, T, d_in]`` (with the bias column of ones last when the
+        layer has a bias, as ``LinearCapture`` gives them) and output gradients ``g [B, T, d_out]``."""
         dtype = g.dtype
         if self.p_in is None:
             pa = a
         elif self.bias:  # diag(R, 1) [a; 1] = [R a; 1]
-            pa = a @ self.p_in[:-1, :-1].to(dtype).T
+            pa = torch.cat([a[..., :-1] @ self.p_in[:-1, :-1].to(dtype).T, a[..., -1:]], dim=-1)
         else:
             pa = a @ self.p_in.to(dtype).T
-        if self.bias:
-            pa = torch.cat([pa, torch.ones_like(pa[..., :1])], dim=-1)
         pg = g if self.p_out is None else g @ self.p_out.to(dtype).T
         if pa.shape[1] == 1:
             block = pg[:, 0, :, None] * pa[:, 0, None, :]
@@ -155,41 +155,9 @@ class KroneckerProjector:
         gives the output gradients; the model is put in eval mode as for ``per_example_gradients``.
         """
         model.eval()
-        named = dict(model.named_modules())
-        inputs: dict[str, torch.Tensor] = {}
-        outputs: dict[str, torch.Tensor] = {}
-
-        def capture(name: str) -> Callable:
-            def hook(_module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-                if name in outputs:
-                    raise CurationError(f"module '{name}' ran twice in one forward pass; kronecker projection "
-                                        "needs each tracked Linear to be used once")
-                inputs[name], outputs[name] = args[0].detach(), out
-            return hook
-
-        handles, flags = [], []
-        for layer in self.layers:
-            module = named[layer.name]
-            handles.append(module.register_forward_hook(capture(layer.name)))
-            flags.append((module.weight, module.weight.requires_grad))
-            module.weight.requires_grad_(True)  # keeps the layer outputs in the autograd graph
-        try:
-            with torch.enable_grad():
-                values = fn(model, batch)
-                missing = [layer.name for layer in self.layers if layer.name not in outputs]
-                if missing:
-                    raise CurationError(f"modules {missing[:3]} were not called in the forward pass")
-                grads = torch.autograd.grad(values.sum(), [outputs[layer.name] for layer in self.layers],
-                                            allow_unused=True)
-        finally:
-            for handle in handles:
-                handle.remove()
-            for param, flag in flags:
-                param.requires_grad_(flag)
-        blocks = []
-        for layer, g in zip(self.layers, grads, strict=True):
-            a = inputs[layer.name]
-            g = torch.zeros_like(outputs[layer.name]) if g is None else g
-            n = a.shape[0]
-            blocks.append(layer.project(a.reshape(n, -1, a.shape[-1]), g.detach().reshape(n, -1, g.shape[-1])))
+        names = [layer.name for layer in self.layers]
+        with LinearCapture(model, names, purpose="kronecker projection") as capture, torch.enable_grad():
+            values = fn(model, batch)
+            captured = capture.activations_and_grads(values.sum())
+        blocks = [layer.project(*captured[layer.name]) for layer in self.layers]
         return torch.cat(blocks, dim=1), values.detach()

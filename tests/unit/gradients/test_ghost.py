@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 import torch
 
+from curation.errors import CurationError
 from curation.gradients import per_example_gradients
 from curation.gradients.ghost import ghost_applicable, ghost_squared_norms
 from curation.models.classifiers import ClassifierConfig, MLPClassifierAdapter
@@ -39,7 +40,7 @@ def test_not_applicable_to_non_linear_modules() -> None:
     model = ByteGPTAdapter(ByteGPTConfig(n_layer=1, n_head=2, d_model=16, block_size=8)).build_model()
     assert not ghost_applicable(model, ["tok", "blocks.0.qkv"])
     assert not ghost_applicable(model, [])
-    with pytest.raises(KeyError):
+    with pytest.raises(CurationError, match="module 'missing': ghost norms supports nn.Linear modules only"):
         ghost_squared_norms(model, {}, lambda m, b: torch.zeros(1), ["missing"])
 
 

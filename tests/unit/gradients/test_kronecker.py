@@ -22,6 +22,7 @@ from curation.gradients.per_example import tracked_parameters
 from curation.gradients.store import GradientStore
 from curation.models.classifiers import ClassifierConfig, MLPClassifierAdapter
 from curation.models.gpt import ByteGPTAdapter, ByteGPTConfig
+from tests.unit.gradients.test_featurize import _mlp_checkpoints
 
 
 def _kron(dim: int, seed: int = 0) -> ProjectionConfig:
@@ -202,17 +203,8 @@ def test_non_linear_module_and_dense_projector_are_refused() -> None:
 CFG = FeaturizeConfig(projection=_kron(48, seed=5), shard_size=16, batch_size=5)
 
 
-def _checkpoints() -> tuple[MLPClassifierAdapter, dict]:
-    adapter = MLPClassifierAdapter(ClassifierConfig(n_features=8, n_classes=3, hidden=(16,)))
-    models = {}
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        models[str(seed)] = adapter.build_model().eval()
-    return adapter, models
-
-
 def test_store_round_trip_and_resume(tmp_path, monkeypatch) -> None:
-    adapter, models = _checkpoints()
+    adapter, models = _mlp_checkpoints()
     frame = _table(70, 8, 3)
     full = featurize(adapter, models, frame, str(tmp_path / "full"), CFG, show_progress=False)
     assert full.metadata["projection"]["kind"] == "kronecker" and full.dim == 24 + 24
@@ -248,7 +240,7 @@ def test_store_round_trip_and_resume(tmp_path, monkeypatch) -> None:
 
 
 def _context() -> ScoringContext:
-    adapter, models = _checkpoints()
+    adapter, models = _mlp_checkpoints()
     checkpoints = tuple(CheckpointModel(model=m, learning_rate=lr) for m, lr in zip(models.values(), (0.3, 0.1)))
     return ScoringContext(adapter=adapter, checkpoints=checkpoints, train=_table(40, 8, 3, seed=1, prefix="t"),
                           queries=_table(6, 8, 3, seed=2, prefix="q"), batch_size=8)

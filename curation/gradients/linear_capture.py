@@ -1,5 +1,6 @@
-"""Capture what Kronecker-factored curvature needs from ``nn.Linear`` layers: each layer's input activations and
-the gradient of a loss with respect to its output (the pre-activation pseudo-gradient ``s``).
+"""Capture what Kronecker-factored methods need from ``nn.Linear`` layers: each layer's input activations and
+the gradient of a loss with respect to its output (the pre-activation pseudo-gradient ``s``). EK-FAC curvature,
+ghost gradient norms and the Kronecker (LoGra-style) projection all read their layers through this one class.
 
 For one example the weight gradient of a linear layer is ``Σ_t s_t a_tᵀ`` (sum over tokens for sequences; the
 input is extended by a constant 1 when the layer has a bias, so the bias gradient is the last column). Capturing
@@ -21,13 +22,14 @@ from curation.errors import CurationError
 class LinearCapture:
     """Context manager: hooks the named ``nn.Linear`` modules of ``model`` during forward passes."""
 
-    def __init__(self, model: nn.Module, names: Sequence[str]) -> None:
+    def __init__(self, model: nn.Module, names: Sequence[str], *, purpose: str = "EK-FAC") -> None:
+        self.purpose = purpose
         found = dict(model.named_modules())
         self.modules: dict[str, nn.Linear] = {}
         for name in names:
             module = found.get(name)
             if not isinstance(module, nn.Linear):
-                raise CurationError(f"module '{name}': EK-FAC supports nn.Linear modules only "
+                raise CurationError(f"module '{name}': {purpose} supports nn.Linear modules only "
                                     f"(got {type(module).__name__ if module is not None else 'nothing'})")
             self.modules[name] = module
         self.inputs: dict[str, torch.Tensor] = {}
@@ -56,7 +58,7 @@ class LinearCapture:
         def hook(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
             if name in self.outputs:
                 raise CurationError(f"module '{name}' is called more than once per forward pass; "
-                                    "EK-FAC needs each tracked Linear to be used once")
+                                    f"{self.purpose} needs each tracked Linear to be used once")
             self.inputs[name] = args[0].detach()
             self.outputs[name] = out
         return hook
