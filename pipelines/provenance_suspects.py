@@ -43,8 +43,10 @@ def main(cfg: ProvenanceSuspectsConfig) -> None:
             _save(tmp, name, small, model, -(-train.height // cfg.small_train.batch_size),
                   cfg.small_train.learning_rate, f"trained from scratch on {cfg.train_data}, seed {seed}")
             suspects[name] = (small, model)
-        prompts = other["text"].str.slice(0, 16).to_list()[cfg.derive_rows : cfg.derive_rows + cfg.text_prompts]
-        for name in ("derived", "independent") if prompts else ():
+        unused = other.slice(cfg.derive_rows)  # prompts the derived model was not trained on, when there are enough
+        source = unused if unused.height >= cfg.text_prompts else other.tail(cfg.text_prompts)
+        prompts = source["text"].str.slice(0, 16).to_list()[: cfg.text_prompts]
+        for name in ("derived", "independent"):
             texts = sample_texts(*suspects[name], prompts, n_new=cfg.text_chars, seed=cfg.independent_seed)
             write_parquet(pl.DataFrame({"prompt": prompts, "text": texts}), tmp / f"{name}_text.parquet")
         rec.log_metrics({"derived_rows": min(cfg.derive_rows, other.height), "small_model_rows": train.height})

@@ -45,8 +45,8 @@ class ProvenanceSuspectsConfig:
     def __post_init__(self) -> None:
         if self.derive_rows < 1:
             raise ValueError("derive_rows must be positive")
-        if self.text_prompts < 0 or self.text_chars < 1:
-            raise ValueError("text_prompts must be >= 0 and text_chars positive")
+        if self.text_prompts < 1 or self.text_chars < 1:
+            raise ValueError("text_prompts and text_chars must be positive")
         if self.reference_seed == self.independent_seed:
             raise ValueError("reference_seed and independent_seed must differ (the two models must be independent)")
 
