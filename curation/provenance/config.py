@@ -36,8 +36,8 @@ class ProvenanceSuspectsConfig:
     reference_seed: int = field(default=1, metadata={"help": "seed (init and order) of the reference model"})
     independent_seed: int = field(default=2, metadata={"help": "seed (init and order) of the independent suspect"})
     text_prompts: int = field(default=10, metadata={
-        "help": "suspect texts: prompts (16-char starts of other_data rows after derive_rows) continued by the derived "
-                "and by the independent model at temperature 1; 0 = no texts"})
+        "help": "suspect texts: prompts (16-char starts of other_data rows after derive_rows, or its last rows when "
+                "it is shorter) continued by the derived and by the independent model at temperature 1"})
     text_chars: int = field(default=48, metadata={"help": "suspect texts: sampled characters per prompt"})
     out_dir: str = field(default="checkpoints/provenance", metadata={
         "help": "derived/independent/reference checkpoints and {derived,independent}_text.parquet"})
