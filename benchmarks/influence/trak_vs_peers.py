@@ -214,10 +214,12 @@ def prepare_digits_noisy(work: Path) -> dict:
             "models": "5 SGD checkpoints of label_errors_a1's digits MLP (10% flipped labels)"}
 
 
-def bench_size(name: str, peer_python: Path, *, proj_dim: int, batch_size: int, timeout: float | None) -> dict:
+def bench_size(name: str, peer_python: Path, *, proj_dim: int, batch_size: int, timeout: float | None,
+               only: list[str] | None = None) -> dict:
     sides = ["ours", "ours_seed1", "traker", "dattri", PEER_MATRIX] + (["ours_identity"] if name == "digits" else [])
     if name == "newsgroups":  # unprojected gradients (11,314 x 1.06 M floats per model) do not fit: no reference
-        sides = ["ours", "traker", "dattri"]
+        sides = ["ours", "ours_seed1", "traker", "dattri", PEER_MATRIX]
+    sides = [s for s in sides if not only or s in only]
     prepare = {"digits": lambda w: prepare_digits(w, 5), "digits_noisy": prepare_digits_noisy,
                "newsgroups": prepare_newsgroups}[name]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
@@ -278,6 +280,7 @@ def main() -> None:
     parser.add_argument("--proj-dim", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--timeout", type=float, default=None, help="seconds after which a side is stopped")
+    parser.add_argument("--sides", nargs="*", default=None, help="run only these sides (default: all for the size)")
     args = parser.parse_args()
     if args.command == "worker":
         run_ours(Path(args.workdir), args.variant, args.batch_size)
@@ -290,7 +293,7 @@ def main() -> None:
             print(f"skipping {size}: {shared_data()} has no 20newsgroups")
             continue
         results[size] = bench_size(size, peer, proj_dim=args.proj_dim, batch_size=args.batch_size,
-                                   timeout=args.timeout)
+                                   timeout=args.timeout, only=args.sides)
         results[size]["date_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
         print(json.dumps({size: results[size]}, indent=1))
         write_json(results, out)
