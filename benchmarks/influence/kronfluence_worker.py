@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from kronfluence.analyzer import Analyzer, prepare_model
 from kronfluence.arguments import FactorArguments, ScoreArguments
 from kronfluence.task import Task
+from peer_mlp import build_mlp  # sibling file; the worker runs as a script in the peer venv
 from safetensors.torch import load_file
-from torch import nn
 from torch.utils.data import TensorDataset
 
 
@@ -47,15 +47,6 @@ class ClassificationTask(Task):
     def compute_measurement(self, batch, model):
         x, y = batch
         return F.cross_entropy(model(x), y, reduction="sum")
-
-
-def build_mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from peer_mlp import build_mlp  # sibling file; the worker runs as a script in the peer venv
 from safetensors.torch import load_file
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 
@@ -32,15 +32,6 @@ def proc_status_mb(field: str) -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def build_mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 def margin(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

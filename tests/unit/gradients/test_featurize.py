@@ -30,6 +30,20 @@ def _mlp_checkpoints() -> tuple[MLPClassifierAdapter, dict]:
     return adapter, models
 
 
+
+def interrupt_store_writes(monkeypatch: pytest.MonkeyPatch, *, at: int) -> None:
+    """Make the ``at``-th ``GradientStore.write`` raise KeyboardInterrupt, as a killed run would."""
+    original = GradientStore.write
+    calls = {"n": 0}
+
+    def crashing_write(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GradientStore, "write", crashing_write)
+
 CFG = FeaturizeConfig(projection=ProjectionConfig(kind="gaussian", dim=24, seed=5), shard_size=16, batch_size=5)
 
 
@@ -52,15 +66,7 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, monkeypatch) -> None:
     full = featurize(adapter, models, frame, str(tmp_path / "full"), CFG, show_progress=False)
 
     original = GradientStore.write
-    calls = {"n": 0}
-
-    def crashing_write(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 7:  # 5 shards per checkpoint: dies inside the second checkpoint
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(GradientStore, "write", crashing_write)
+    interrupt_store_writes(monkeypatch, at=7)  # 5 shards per checkpoint: dies inside the second checkpoint
     with pytest.raises(KeyboardInterrupt):
         featurize(adapter, models, frame, str(tmp_path / "resumed"), CFG, show_progress=False)
     monkeypatch.setattr(GradientStore, "write", original)

@@ -22,7 +22,7 @@ from curation.gradients.per_example import tracked_parameters
 from curation.gradients.store import GradientStore
 from curation.models.classifiers import ClassifierConfig, MLPClassifierAdapter
 from curation.models.gpt import ByteGPTAdapter, ByteGPTConfig
-from tests.unit.gradients.test_featurize import _mlp_checkpoints
+from tests.unit.gradients.test_featurize import _mlp_checkpoints, interrupt_store_writes
 
 
 def _kron(dim: int, seed: int = 0) -> ProjectionConfig:
@@ -215,15 +215,7 @@ def test_store_round_trip_and_resume(tmp_path, monkeypatch) -> None:
         np.testing.assert_allclose(full.values(cid), values.numpy(), rtol=1e-6)
 
     original = GradientStore.write
-    calls = {"n": 0}
-
-    def crashing_write(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 7:
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(GradientStore, "write", crashing_write)
+    interrupt_store_writes(monkeypatch, at=7)
     with pytest.raises(KeyboardInterrupt):
         featurize(adapter, models, frame, str(tmp_path / "resumed"), CFG, show_progress=False)
     monkeypatch.setattr(GradientStore, "write", original)
