@@ -6,8 +6,9 @@ Protocol (methods spec §1.6, scaled to 2 shared CPU cores):
   ``--tasks`` (default government, news, wiki, chosen before any run) — the other domains have no task.
 - per seed: a short uniform-mixture run (``--stage1-steps``) gives the checkpoint at which group influence
   (identity Hessian, ``--tokens-per-domain``) is measured; TiKMiX-D optimises the mixture from it (prior =
-  uniform, α = β = γ = 1). TiKMiX-M refines it with ``--proxies`` proxy runs (``--proxy-steps`` each, started
-  from the stage-1 checkpoint); RegMix gets the same number and length of proxy runs (matched compute).
+  uniform, α = β = γ = 1; ``--normalization`` prior_gain since v3, the paper's max in v2). TiKMiX-M refines it
+  with ``--proxies`` proxy runs (``--proxy-steps`` each, started from the stage-1 checkpoint); RegMix
+  gets the same number and length of proxy runs (matched compute).
 - ``--protocol staged`` (default; TiKMiX's own schedule): every mixture continues the stage-1 checkpoint for
   ``--steps`` more steps (batch 32 × 64 tokens), so all arms see the same token budget and differ only in the
   stage-2 mixture. ``--protocol scratch``: every mixture trains a fresh GPT for ``--steps``. Each arm is scored
@@ -40,18 +41,22 @@ import torch
 
 from curation.mixture.additivity import AdditivityConfig, additivity_check
 from curation.mixture.group_influence import GroupInfluenceConfig, group_influence
+from curation.mixture.hessian import HessianConfig
 from curation.mixture.labels import ProxyConfig, ProxyTrainingLabel, task_losses
 from curation.mixture.regmix import RegMixConfig, regmix
 from curation.mixture.surrogate import SurrogateConfig
-from curation.mixture.tikmix_d import tikmix_d
+from curation.mixture.tikmix_d import TikmixDConfig, tikmix_d
 from curation.mixture.tikmix_m import TikmixMConfig, tikmix_m
 from curation.models.gpt import ByteGPTAdapter, ByteGPTConfig
 from curation.training.loop import TrainConfig, train
 from curation.training.mixture_sampling import mixture_order, natural_mixture
 
 CHUNK = 65
-ARMS = ("uniform", "natural", "tikmix_d", "tikmix_m", "regmix", "tasks_only")
-DEFAULT_ARMS = ARMS[:5]  # tasks_only (uniform over the task domains only): a diagnostic reference, on request
+ARMS = ("uniform", "natural", "tikmix_d", "tikmix_m", "regmix", "tasks_only", "tikmix_d_paper", "tikmix_d_ekfac")
+DEFAULT_ARMS = ARMS[:5]
+# on request: tasks_only (uniform over the task domains only, a diagnostic reference); tikmix_d_paper (the other
+# --normalization, i.e. the paper's max normalisation when the headline uses prior_gain); tikmix_d_ekfac (the
+# headline normalisation on an EK-FAC influence matrix)
 
 
 def chunk_corpus(path: Path, train_chunks: int, val_chunks: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -85,6 +90,8 @@ def main() -> None:
     ap.add_argument("--proxies", type=int, default=8)
     ap.add_argument("--proxy-steps", type=int, default=40)
     ap.add_argument("--tokens-per-domain", type=int, default=65536)
+    ap.add_argument("--normalization", choices=["max", "prior_gain"], default="prior_gain",
+                    help="TiKMiX-D's per-task normalisation (v2 used max, the paper's)")
     ap.add_argument("--additivity", type=int, default=12,
                     help="random 0.5-2x-box mixtures realised as mixed samples for the additivity check (0 = skip)")
     ap.add_argument("--train-chunks", type=int, default=4000)
@@ -148,14 +155,23 @@ def main() -> None:
         state = {k: v.clone() for k, v in stage1.state_dict().items()}
         gi = group_influence(adapter, stage1, train_frame, val_frame,
                              GroupInfluenceConfig(tokens_per_domain=args.tokens_per_domain, seed=seed))
-        d_sol = tikmix_d(gi.matrix, uniform, tasks=gi.tasks)
+        d_cfg = TikmixDConfig(normalization=args.normalization)
+        other_norm = "max" if args.normalization == "prior_gain" else "prior_gain"
+        d_sol = tikmix_d(gi.matrix, uniform, d_cfg, tasks=gi.tasks)
         record = {"seed": seed, "stage1": {"task_losses": stage1_losses, "curve": stage1_curve},
                   "influence": {"tasks": gi.tasks, "domains": gi.domains, "matrix": gi.matrix.tolist()},
                   "additivity": None, "tikmix_d_success": d_sol.success, "proxies": {}, "results": {}}
         per_seed.append(record)
         tasks_only = np.array([1.0 if d in args.tasks else 0.0 for d in domains])
         solutions = {"uniform": uniform, "natural": natural, "tikmix_d": d_sol.weights,
-                     "tasks_only": tasks_only / tasks_only.sum()}
+                     "tasks_only": tasks_only / tasks_only.sum(),
+                     "tikmix_d_paper": tikmix_d(gi.matrix, uniform, TikmixDConfig(normalization=other_norm),
+                                                tasks=gi.tasks).weights}
+        if "tikmix_d_ekfac" in args.arms:
+            gi_ekfac = group_influence(adapter, stage1, train_frame, val_frame, GroupInfluenceConfig(
+                tokens_per_domain=args.tokens_per_domain, seed=seed, hessian=HessianConfig(kind="ekfac")))
+            record["influence_ekfac"] = gi_ekfac.matrix.tolist()
+            solutions["tikmix_d_ekfac"] = tikmix_d(gi_ekfac.matrix, uniform, d_cfg, tasks=gi.tasks).weights
 
         def run_arm(name: str) -> None:
             w = solutions[name]
@@ -168,7 +184,7 @@ def main() -> None:
             record["seconds"] = round(time.time() - t0, 1)
             save()  # partial results survive an interrupted run
 
-        for name in ("uniform", "natural", "tikmix_d", "tasks_only"):  # the headline comparison first
+        for name in ("uniform", "natural", "tikmix_d", "tasks_only", "tikmix_d_paper", "tikmix_d_ekfac"):
             if name in args.arms:
                 run_arm(name)
         if args.additivity:

@@ -95,17 +95,28 @@ class GroupInfluence:
         )
 
 
-def normalize_per_task(matrix: np.ndarray, eps: float = 1e-8, *, tasks: Sequence[str] | None = None) -> np.ndarray:
-    """Divide each task's row by its largest domain influence plus ``eps`` (TiKMiX-D's ``P̂`` normalisation)."""
+def normalize_per_task(matrix: np.ndarray, eps: float = 1e-8, *, tasks: Sequence[str] | None = None,
+                       baseline: np.ndarray | None = None) -> np.ndarray:
+    """TiKMiX-D's per-task normalisation ``P̂``.
+
+    Without ``baseline`` (the paper): each task's row divided by its largest domain influence plus ``eps``.
+    With ``baseline`` (a prior mixture ``w₀``): each row's gain over the prior, ``(S[i, j] − S[i]·w₀)``, divided by
+    the largest achievable gain ``max_j S[i, j] − S[i]·w₀``. The second form is invariant to an influence shared
+    by every domain (a constant per row, which no mixture of a fixed token budget can change): at an early
+    checkpoint that shared part dominates ``S`` and squeezes the paper's ``P̂`` into a narrow band near 1.
+    """
     matrix = np.asarray(matrix, dtype=np.float64)
+    if baseline is not None:
+        matrix = matrix - (matrix @ np.asarray(baseline, dtype=np.float64))[:, None]
     return matrix / task_denominators(matrix, eps, tasks=tasks)[:, None]
 
 
 def task_denominators(matrix: np.ndarray, eps: float = 1e-8, *, tasks: Sequence[str] | None = None) -> np.ndarray:
     """Per-task divisor of ``normalize_per_task``: ``max_j S[i, j] + eps``.
 
-    When no domain helps a task (``max_j S[i, j] <= 0``) that denominator would flip the sign, so the row's
-    largest absolute value is used instead and a warning names the task.
+    When no domain helps a task (``max_j S[i, j] <= 0``; with a baseline: every domain is equally good) that
+    denominator would flip the sign or vanish, so the row's largest absolute value is used instead (1 for an
+    all-zero row) and a warning names the task.
     """
     matrix = np.asarray(matrix, dtype=np.float64)
     top = matrix.max(axis=1)
@@ -113,7 +124,7 @@ def task_denominators(matrix: np.ndarray, eps: float = 1e-8, *, tasks: Sequence[
     for i in np.flatnonzero(top <= 0):
         name = tasks[i] if tasks is not None else i
         log.warning("no domain lowers task %s's loss (max influence %.3g); normalising by max |S|", name, top[i])
-        denom[i] = np.abs(matrix[i]).max() + eps
+        denom[i] = (np.abs(matrix[i]).max() or 1.0) + eps
     return denom
 
 

@@ -75,7 +75,7 @@ class TikmixM:
     def optimize(self, problem: MixtureProblem) -> MixtureSolution:
         gi = problem.require_influence(self.name)
         anchor = tikmix_d(gi.matrix, problem.prior, self.config.anchor, tasks=gi.tasks)
-        labeler = problem.labeler or InfluenceLabel(gi.matrix, self.config.anchor)
+        labeler = problem.labeler or InfluenceLabel(gi.matrix, self.config.anchor, prior=problem.prior)
         sol = tikmix_m(anchor.weights, labeler, self.config)
         return MixtureSolution(sol.weights, sol.success and anchor.success, sol.message, sol.objective,
                                {**sol.extras, "anchor": anchor.weights.tolist()})

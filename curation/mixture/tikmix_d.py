@@ -1,6 +1,7 @@
 """TiKMiX-D: the next domain mixture by direct optimisation of group influence on the simplex (SLSQP).
 
-With ``P = S·w`` and ``P̂_i = P_i / (max_j S_ij + ε)`` it minimises
+With ``P = S·w`` and ``P̂_i = P_i / (max_j S_ij + ε)`` (``normalization: max``, the paper; ``prior_gain`` measures
+each task's gain over the prior mixture instead, see ``normalize_per_task``) it minimises
 ``L(w) = α·std(P̂) − β·Σ_i P̂_i − γ·H(w)`` (balance across tasks, total gain, entropy ``H(w) = −Σ w log w``) subject
 to ``Σ w = 1``, ``w ≥ 0`` and the no-task-worse (Pareto) constraint ``S·w ≥ S·w_prior``, starting from uniform.
 Defaults ``α = β = γ = 1`` follow the paper. Optional per-domain floor/cap relative to the prior (not in the paper)
@@ -30,6 +31,7 @@ class TikmixDConfig:
     beta: float = field(default=1.0, metadata={"help": "weight of Σ P̂ (total influence)"})
     gamma: float = field(default=1.0, metadata={"help": "weight of the mixture entropy (diversity)"})
     eps: float = field(default=1e-8, metadata={"help": "ε of the per-task normalisation"})
+    normalization: str = field(default="max", metadata={"help": "max: S / max_j S (the paper); prior_gain: gain over the prior mixture / largest achievable gain"})
     pareto: bool = field(default=True, metadata={"help": "require S·w >= S·w_prior (no task gets less influence)"})
     floor_ratio: float = field(default=0.0, metadata={"help": "w_j >= floor_ratio × prior_j (0 = no floor)"})
     cap_ratio: float = field(default=0.0, metadata={"help": "w_j <= cap_ratio × prior_j (0 = no cap)"})
@@ -40,6 +42,8 @@ class TikmixDConfig:
             raise ValueError("alpha, beta, gamma, floor_ratio, cap_ratio must be >= 0 and eps > 0")
         if (self.cap_ratio and self.cap_ratio < 1) or self.floor_ratio > 1:
             raise ValueError("cap_ratio must be >= 1 (or 0) and floor_ratio <= 1")
+        if self.normalization not in ("max", "prior_gain"):
+            raise ValueError(f"normalization must be max or prior_gain, got {self.normalization!r}")
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ def tikmix_d(matrix: np.ndarray, prior: Sequence[float] | None = None, cfg: Tikm
     if prior_w.shape != (m,) or (prior_w < 0).any() or prior_w.sum() <= 0:
         raise CurationError(f"prior mixture must have {m} non-negative weights, got {prior_w.tolist()}")
     prior_w = prior_w / prior_w.sum()
-    s_hat = normalize_per_task(matrix, cfg.eps, tasks=tasks)
+    s_hat = normalize_per_task(matrix, cfg.eps, tasks=tasks,
+                               baseline=prior_w if cfg.normalization == "prior_gain" else None)
 
     lower = cfg.floor_ratio * prior_w if cfg.floor_ratio else np.zeros(m)
     upper = np.minimum(cfg.cap_ratio * prior_w, 1.0) if cfg.cap_ratio else np.ones(m)

@@ -85,6 +85,14 @@ def test_normalize_per_task_divides_by_best_domain_and_keeps_sign_when_none_help
     assert "task b" in caplog.text
 
 
+def test_normalize_per_task_with_baseline_measures_gain_over_the_prior() -> None:
+    s = np.array([[4.0, 2.0, 0.0], [1.0, 1.0, 1.0]])
+    prior = np.array([0.25, 0.25, 0.5])  # row 0: S·prior = 1.5; row 1: every domain equal
+    out = normalize_per_task(s, eps=0.0, baseline=prior)
+    np.testing.assert_allclose(out[0], [1.0, 0.2, -0.6])
+    np.testing.assert_allclose(out[1], [0.0, 0.0, 0.0])
+
+
 def test_lissa_matches_exact_damped_solve() -> None:
     """Acceptance check of the spec: ‖(H + λI)v − g‖ / ‖g‖ < 1e-2 against an explicit Hessian."""
     rng = np.random.default_rng(1)

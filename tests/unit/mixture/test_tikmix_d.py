@@ -12,7 +12,7 @@ from curation.mixture.tikmix_d import TikmixDConfig, entropy, tikmix_d, tikmix_o
 
 def _grid_optimum(s: np.ndarray, prior: np.ndarray, cfg: TikmixDConfig, step: float = 0.0025) -> float:
     """Brute force over a simplex grid (vectorised), with the same constraints."""
-    s_hat = normalize_per_task(s, cfg.eps)
+    s_hat = normalize_per_task(s, cfg.eps, baseline=prior if cfg.normalization == "prior_gain" else None)
     a, b = np.meshgrid(np.arange(0, 1 + 1e-9, step), np.arange(0, 1 + 1e-9, step))
     w = np.stack([a.ravel(), b.ravel(), 1 - a.ravel() - b.ravel()], axis=1)
     w = w[w[:, 2] >= -1e-12].clip(0, None)
@@ -25,11 +25,12 @@ def _grid_optimum(s: np.ndarray, prior: np.ndarray, cfg: TikmixDConfig, step: fl
     return float(values.min())
 
 
+@pytest.mark.parametrize("normalization", ["max", "prior_gain"])
 @pytest.mark.parametrize("pareto", [True, False])
-def test_slsqp_reaches_grid_optimum_and_respects_constraints(pareto: bool) -> None:
+def test_slsqp_reaches_grid_optimum_and_respects_constraints(pareto: bool, normalization: str) -> None:
     s = np.array([[3.0, 0.5, -1.0], [0.2, 2.0, 0.4]])
     prior = np.array([0.2, 0.3, 0.5])
-    cfg = TikmixDConfig(pareto=pareto)
+    cfg = TikmixDConfig(pareto=pareto, normalization=normalization)
     sol = tikmix_d(s, prior, cfg)
     assert sol.success
     assert sol.weights.sum() == pytest.approx(1.0) and (sol.weights >= 0).all()
@@ -45,6 +46,23 @@ def test_helpful_domain_gets_more_weight_and_entropy_alone_gives_uniform() -> No
     uniform = tikmix_d(s, None, TikmixDConfig(alpha=0.0, beta=0.0, pareto=False)).weights
     np.testing.assert_allclose(uniform, 0.25, atol=1e-5)
     assert entropy(uniform) == pytest.approx(np.log(4))
+
+
+def test_prior_gain_ignores_influence_shared_by_every_domain() -> None:
+    """A constant added to a task's row (what every domain teaches alike) cannot be changed by any mixture:
+    prior_gain gives the same mixture with and without it, while the paper's max normalisation is pulled toward
+    uniform by it (the shared part squeezes its P̂ toward 1 for every domain)."""
+    contrast = np.array([[1.0, 0.2, 0.0, 0.1], [0.3, 1.0, 0.0, 0.2]])
+    shared = contrast + np.array([[5.0], [8.0]])
+    prior = np.full(4, 0.25)
+    gain = TikmixDConfig(normalization="prior_gain")
+    np.testing.assert_allclose(tikmix_d(shared, prior, gain).weights, tikmix_d(contrast, prior, gain).weights,
+                               atol=1e-5)
+    paper_shared = tikmix_d(shared, prior).weights
+    assert paper_shared[:2].sum() < tikmix_d(shared, prior, gain).weights[:2].sum()
+    assert np.abs(paper_shared - 0.25).max() < 0.05
+    with pytest.raises(ValueError, match="normalization"):
+        TikmixDConfig(normalization="minmax")
 
 
 def test_floor_and_cap_relative_to_prior() -> None:
