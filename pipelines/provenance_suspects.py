@@ -1,6 +1,7 @@
-"""Stage provenance_suspects: demo suspects for test_provenance — one derived from our LM, one independent —
-an independent reference model, all cheap (continued training / one epoch of a small GPT), and text sampled from
-both suspects (the observational tests' suspect texts)."""
+"""Stage provenance_suspects: demo suspects for test_provenance — one derived from our LM (continued training), one
+independent (one epoch of a small GPT) —, an independent reference model (our LM's architecture, one epoch in its own
+order: a reference of another architecture leaves per-example difficulty in ``suspect − reference`` loss and costs
+the query test power), and text sampled from both suspects (the observational tests' suspect texts)."""
 
 from pathlib import Path
 
@@ -34,22 +35,24 @@ def main(cfg: ProvenanceSuspectsConfig) -> None:
         derived = train_in_order(adapter, base, other.head(cfg.derive_rows), cfg.derive)
         _save(tmp, "derived", adapter, derived, -(-cfg.derive_rows // cfg.derive.batch_size),
               cfg.derive.learning_rate, f"{cfg.base_checkpoint} + continued training on {cfg.other_data}")
-        small = ByteGPTAdapter(cfg.small_model)
         suspects = {"derived": (adapter, derived)}
-        for name, seed in (("reference", cfg.reference_seed), ("independent", cfg.independent_seed)):
+        for name, seed, arch, recipe in (
+            ("reference", cfg.reference_seed, adapter, cfg.reference_train),
+            ("independent", cfg.independent_seed, ByteGPTAdapter(cfg.small_model), cfg.small_train),
+        ):
             torch.manual_seed(seed)
             rows = train[np.random.default_rng(seed).permutation(train.height)]
-            model = train_in_order(small, small.build_model(), rows, cfg.small_train, copy_model=False)
-            _save(tmp, name, small, model, -(-train.height // cfg.small_train.batch_size),
-                  cfg.small_train.learning_rate, f"trained from scratch on {cfg.train_data}, seed {seed}")
-            suspects[name] = (small, model)
+            model = train_in_order(arch, arch.build_model(), rows, recipe, copy_model=False)
+            _save(tmp, name, arch, model, -(-train.height // recipe.batch_size), recipe.learning_rate,
+                  f"trained from scratch on {cfg.train_data}, seed {seed}")
+            suspects[name] = (arch, model)
         unused = other.slice(cfg.derive_rows)  # prompts the derived model was not trained on, when there are enough
         source = unused if unused.height >= cfg.text_prompts else other.tail(cfg.text_prompts)
         prompts = source["text"].str.slice(0, 16).to_list()[: cfg.text_prompts]
         for name in ("derived", "independent"):
             texts = sample_texts(*suspects[name], prompts, n_new=cfg.text_chars, seed=cfg.independent_seed)
             write_parquet(pl.DataFrame({"prompt": prompts, "text": texts}), tmp / f"{name}_text.parquet")
-        rec.log_metrics({"derived_rows": min(cfg.derive_rows, other.height), "small_model_rows": train.height})
+        rec.log_metrics({"derived_rows": min(cfg.derive_rows, other.height), "from_scratch_rows": train.height})
 
 
 if __name__ == "__main__":

@@ -132,7 +132,8 @@ def boundary_run(boundary: str, train: pl.DataFrame, positions: pl.DataFrame, fr
 
 def boundary_checkpoint(boundary: str, fraction: float) -> str:
     """``boundary`` itself, or for a training output folder its last checkpoint taken no later than the start of
-    the last ``fraction`` of the run (by step), so params need not name a file whose step depends on the data."""
+    the last ``fraction`` of the run (by step, rounded to the nearest step as the trainer places its checkpoints),
+    so params need not name a file whose step depends on the data."""
     path = Path(boundary)
     if boundary.startswith("models:/") or not path.is_dir():
         return boundary
@@ -141,10 +142,10 @@ def boundary_checkpoint(boundary: str, fraction: float) -> str:
     if not (path / MANIFEST).exists():
         raise CurationError(f"{path}: boundary folder has no {MANIFEST}; name a checkpoint file instead")
     checkpoints = read_manifest(path)
-    cutoff = (1.0 - fraction) * checkpoints[-1]["step"]
+    cutoff = round((1.0 - fraction) * checkpoints[-1]["step"])
     before = [c for c in checkpoints if c["step"] <= cutoff]
     if not before:
-        raise CurationError(f"{path}: no checkpoint at or before step {cutoff:.0f} (the start of the last "
+        raise CurationError(f"{path}: no checkpoint at or before step {cutoff} (the start of the last "
                             f"{fraction:.0%} of the run)")
     return before[-1]["path"]
 

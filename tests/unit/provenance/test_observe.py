@@ -150,6 +150,8 @@ def test_boundary_folder_resolves_to_the_last_checkpoint_before_the_phase(tmp_pa
     (tmp_path / "checkpoints.json").write_text(json.dumps({"checkpoints": files}))
     assert boundary_checkpoint(str(tmp_path), 0.02) == str(tmp_path / "ckpt-000097.safetensors")
     assert boundary_checkpoint(str(tmp_path), 0.5) == str(tmp_path / "ckpt-000064.safetensors")
+    # the trainer rounds 0.75 x 129 = 96.75 to step 97: that checkpoint starts the last 25 %
+    assert boundary_checkpoint(str(tmp_path), 0.25) == str(tmp_path / "ckpt-000097.safetensors")
     assert boundary_checkpoint("models:/x/1", 0.1) == "models:/x/1"
     with pytest.raises(CurationError, match="no checkpoint at or before step 13"):
         boundary_checkpoint(str(tmp_path), 0.9)
