@@ -5,7 +5,7 @@ Protocol (methods spec §1.6, scaled to 2 shared CPU cores):
   passages, at most ``--train-chunks`` training passages per domain; validation tasks = held-out passages of
   ``--tasks`` (default government, news, wiki, chosen before any run) — the other domains have no task.
 - per seed: a short uniform-mixture run (``--stage1-steps``) gives the checkpoint at which group influence
-  (identity Hessian, ``--tokens-per-domain``) is measured; TiKMiX-D optimises the mixture from it (prior =
+  (``--hessian``, default identity; ``--tokens-per-domain``) is measured; TiKMiX-D optimises the mixture from it (prior =
   uniform, α = β = γ = 1; ``--normalization`` prior_gain since v3, the paper's max in v2). TiKMiX-M refines it
   with ``--proxies`` proxy runs (``--proxy-steps`` each, started from the stage-1 checkpoint); RegMix
   gets the same number and length of proxy runs (matched compute).
@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--proxies", type=int, default=8)
     ap.add_argument("--proxy-steps", type=int, default=40)
     ap.add_argument("--tokens-per-domain", type=int, default=65536)
+    ap.add_argument("--hessian", choices=["identity", "ekfac"], default="identity",
+                    help="inverse-Hessian approximation of the influence TiKMiX-D (and TiKMiX-M) use")
     ap.add_argument("--normalization", choices=["max", "prior_gain"], default="prior_gain",
                     help="TiKMiX-D's per-task normalisation (v2 used max, the paper's)")
     ap.add_argument("--additivity", type=int, default=12,
@@ -153,8 +155,8 @@ def main() -> None:
         stage1_losses, stage1, stage1_curve = fit(uniform, args.stage1_steps, seed)
         print(f"seed {seed} stage 1: {stage1_losses}", flush=True)
         state = {k: v.clone() for k, v in stage1.state_dict().items()}
-        gi = group_influence(adapter, stage1, train_frame, val_frame,
-                             GroupInfluenceConfig(tokens_per_domain=args.tokens_per_domain, seed=seed))
+        gi = group_influence(adapter, stage1, train_frame, val_frame, GroupInfluenceConfig(
+            tokens_per_domain=args.tokens_per_domain, seed=seed, hessian=HessianConfig(kind=args.hessian)))
         d_cfg = TikmixDConfig(normalization=args.normalization)
         other_norm = "max" if args.normalization == "prior_gain" else "prior_gain"
         d_sol = tikmix_d(gi.matrix, uniform, d_cfg, tasks=gi.tasks)

@@ -6,7 +6,8 @@ import click
 
 
 def _config(checkpoint: str, train: str, val: str, tasks: str, tokens: int, hessian: str, optimizer: str,
-            prior: str, label: str, out: str, report_dir: str = "reports/optimize_mixture", additivity: int = 0):
+            prior: str, label: str, out: str, report_dir: str = "reports/optimize_mixture", additivity: int = 0,
+            normalization: str = "max"):
     from curation.config import load
     from curation.mixture.config import OptimizeMixtureConfig
 
@@ -15,6 +16,7 @@ def _config(checkpoint: str, train: str, val: str, tasks: str, tokens: int, hess
         "label": label, "out": out, "report_dir": report_dir, "additivity": {"mixtures": additivity},
         "influence": {"tasks": [t for t in tasks.split(",") if t], "tokens_per_domain": tokens,
                       "hessian": {"kind": hessian}},
+        "tikmix_d": {"normalization": normalization}, "tikmix_m": {"anchor": {"normalization": normalization}},
     }, where="curate mixture options")
 
 
@@ -85,16 +87,19 @@ def influence_cmd(checkpoint: str, train: str, val: str, tasks: str, tokens: int
               help="Random mixtures realised as mixed samples to check S·w additivity (0 = skip).")
 @click.option("--report-dir", default="reports/optimize_mixture", show_default=True,
               help="Folder for the influence table, plots, report.html and metrics.json.")
+@click.option("--normalization", type=click.Choice(["prior_gain", "max"]), default="prior_gain", show_default=True,
+              help="TiKMiX-D's per-task normalisation: gain over the prior / largest achievable gain, or the "
+                   "paper's S / max S (see docs/benchmarks.md, domain mixtures).")
 @click.option("--out", default="mixture.yaml", show_default=True, help="Mixture file to write.")
 def optimize_cmd(checkpoint: str, train: str, val: str, tasks: str, tokens: int, hessian: str, optimizer: str,
-                 prior: str, label: str, additivity: int, report_dir: str, out: str) -> None:
+                 prior: str, label: str, additivity: int, report_dir: str, normalization: str, out: str) -> None:
     """Compute the next domain mixture, write it as a mixture file and log an MLflow run (params, heat map,
     old/new mixture, additivity check, report, the mixture file) like the optimize_mixture stage.
 
     \b
     Example:
       curate mixture optimize --checkpoint checkpoints/lm --train data/corpus/train.parquet \\
-          --val data/corpus/val.parquet --tasks code,reference_docs --optimizer tikmix_d --out mixture.yaml
+          --val data/corpus/val.parquet --tasks code,reference_docs --hessian ekfac --out mixture.yaml
     """
     from pathlib import Path
 
@@ -104,7 +109,7 @@ def optimize_cmd(checkpoint: str, train: str, val: str, tasks: str, tokens: int,
     from curation.tracking import RunRecorder
 
     cfg = _config(checkpoint, train, val, tasks, tokens, hessian, optimizer, prior, label, out, report_dir,
-                  additivity)
+                  additivity, normalization)
     adapter, model, path = load_checkpoint_model(checkpoint)
     train_frame = read_table(train)
     with RunRecorder("optimize_mixture", cfg, metrics_path=Path(report_dir) / "metrics.json",

@@ -105,6 +105,7 @@ def test_cli_influence_optimize_show(project: Path, monkeypatch: pytest.MonkeyPa
     run = runs[0]
     assert run.info.run_id in result.output and run.data.tags["curation.trigger"] == "cli"
     assert run.data.params["optimizer"] == "tikmix_d" and run.data.params["influence.tokens_per_domain"] == "256"
+    assert run.data.params["tikmix_d.normalization"] == "prior_gain"  # the CLI's default
     weights = read_mixture("m.yaml")
     assert run.data.metrics["weight_code"] == pytest.approx(weights["code"], abs=1e-5)
     assert {"val_loss_code", "val_loss_licenses", "additivity_pearson", "prior_licenses"} <= set(run.data.metrics)
