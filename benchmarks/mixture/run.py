@@ -5,10 +5,10 @@ Protocol (methods spec §1.6, scaled to 2 shared CPU cores):
   passages, at most ``--train-chunks`` training passages per domain; validation tasks = held-out passages of
   ``--tasks`` (default government, news, wiki, chosen before any run) — the other domains have no task.
 - per seed: a short uniform-mixture run (``--stage1-steps``) gives the checkpoint at which group influence
-  (``--hessian``, default identity; ``--tokens-per-domain``) is measured; TiKMiX-D optimises the mixture from it (prior =
-  uniform, α = β = γ = 1; ``--normalization`` prior_gain since v3, the paper's max in v2). TiKMiX-M refines it
-  with ``--proxies`` proxy runs (``--proxy-steps`` each, started from the stage-1 checkpoint); RegMix
-  gets the same number and length of proxy runs (matched compute).
+  (``--hessian``, EK-FAC since v3, identity in v2; ``--tokens-per-domain``) is measured; TiKMiX-D optimises the
+  mixture from it (prior = uniform, α = β = γ = 1; ``--normalization`` prior_gain since v3, the paper's max in
+  v2). TiKMiX-M refines it with ``--proxies`` proxy runs (``--proxy-steps`` each, started from the stage-1
+  checkpoint); RegMix gets the same number and length of proxy runs (matched compute).
 - ``--protocol staged`` (default; TiKMiX's own schedule): every mixture continues the stage-1 checkpoint for
   ``--steps`` more steps (batch 32 × 64 tokens), so all arms see the same token budget and differ only in the
   stage-2 mixture. ``--protocol scratch``: every mixture trains a fresh GPT for ``--steps``. Each arm is scored
@@ -90,8 +90,8 @@ def main() -> None:
     ap.add_argument("--proxies", type=int, default=8)
     ap.add_argument("--proxy-steps", type=int, default=40)
     ap.add_argument("--tokens-per-domain", type=int, default=65536)
-    ap.add_argument("--hessian", choices=["identity", "ekfac"], default="identity",
-                    help="inverse-Hessian approximation of the influence TiKMiX-D (and TiKMiX-M) use")
+    ap.add_argument("--hessian", choices=["identity", "ekfac"], default="ekfac",
+                    help="inverse-Hessian approximation of the influence TiKMiX-D (and TiKMiX-M) use (v2: identity)")
     ap.add_argument("--normalization", choices=["max", "prior_gain"], default="prior_gain",
                     help="TiKMiX-D's per-task normalisation (v2 used max, the paper's)")
     ap.add_argument("--additivity", type=int, default=12,
