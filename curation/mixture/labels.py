@@ -83,11 +83,12 @@ class InfluenceLabel:
     def __init__(self, matrix: np.ndarray, cfg: TikmixDConfig | None = None, *,
                  prior: np.ndarray | None = None) -> None:
         self.cfg = cfg or TikmixDConfig()
-        if self.cfg.normalization == "prior_gain" and prior is None:
-            raise ValueError("InfluenceLabel with normalization=prior_gain needs the prior mixture")
-        baseline = np.asarray(prior, dtype=np.float64) / np.sum(prior) if prior is not None else None
-        self.s_hat = normalize_per_task(matrix, self.cfg.eps,
-                                        baseline=baseline if self.cfg.normalization == "prior_gain" else None)
+        baseline = None
+        if self.cfg.normalization == "prior_gain":
+            if prior is None:
+                raise ValueError("InfluenceLabel with normalization=prior_gain needs the prior mixture")
+            baseline = np.asarray(prior, dtype=np.float64) / np.sum(prior)
+        self.s_hat = normalize_per_task(matrix, self.cfg.eps, baseline=baseline)
 
     def __call__(self, w: np.ndarray) -> float:
         return -tikmix_objective(np.asarray(w, dtype=np.float64), self.s_hat, self.cfg)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from scipy.optimize import minimize
@@ -31,7 +32,8 @@ class TikmixDConfig:
     beta: float = field(default=1.0, metadata={"help": "weight of Σ P̂ (total influence)"})
     gamma: float = field(default=1.0, metadata={"help": "weight of the mixture entropy (diversity)"})
     eps: float = field(default=1e-8, metadata={"help": "ε of the per-task normalisation"})
-    normalization: str = field(default="max", metadata={"help": "max: S / max_j S (the paper); prior_gain: gain over the prior mixture / largest achievable gain"})
+    normalization: Literal["max", "prior_gain"] = field(default="max", metadata={
+        "help": "max: S / max_j S (the paper); prior_gain: gain over the prior mixture / largest achievable gain"})
     pareto: bool = field(default=True, metadata={"help": "require S·w >= S·w_prior (no task gets less influence)"})
     floor_ratio: float = field(default=0.0, metadata={"help": "w_j >= floor_ratio × prior_j (0 = no floor)"})
     cap_ratio: float = field(default=0.0, metadata={"help": "w_j <= cap_ratio × prior_j (0 = no cap)"})
