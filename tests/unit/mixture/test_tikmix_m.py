@@ -60,3 +60,19 @@ def test_optimizers_are_registered_and_use_the_problem() -> None:
                                                                              surrogate=SurrogateConfig(kind="ridge")))
     assert m.optimize(problem).extras["anchor"] == pytest.approx(d.weights.tolist())
     assert get_plugin("curation.mixture_optimizers", "regmix") is RegMix
+
+
+def test_influence_label_is_the_negated_tikmix_d_objective_under_either_normalisation() -> None:
+    from curation.mixture.group_influence import normalize_per_task
+    from curation.mixture.labels import InfluenceLabel
+    from curation.mixture.tikmix_d import TikmixDConfig, tikmix_objective
+
+    s = np.array([[4.0, 1.0, 0.0, 0.5], [0.5, 3.0, 1.0, 0.0]])
+    prior = np.array([2.0, 1.0, 1.0, 0.0])  # unnormalised on purpose: the label normalises it like tikmix_d
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    for normalization, baseline in (("max", None), ("prior_gain", prior / prior.sum())):
+        cfg = TikmixDConfig(normalization=normalization)
+        expected = -tikmix_objective(w, normalize_per_task(s, cfg.eps, baseline=baseline), cfg)
+        assert InfluenceLabel(s, cfg, prior=prior)(w) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="needs the prior mixture"):
+        InfluenceLabel(s, TikmixDConfig(normalization="prior_gain"))
