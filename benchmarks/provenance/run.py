@@ -247,11 +247,12 @@ def observational_section(adapter, train, other, seeds, fraction=0.2, reshuffles
     p-values for each statistic variant, and rotation-null calibration of each variant."""
     out = {"fraction_retrained": fraction, "n_reshuffles": reshuffles, "scored_tokens_per_test": 960,
            "variant_reported": "normal_scores+boundary_control (p_t)", "runs": {},
-           "pilot": "v3: fraction 0.2 chosen on pilot seeds 1 and 2 (mean derived z of the reported variant at K = 49: "
-                    "0.1 -> 3.2, 0.2 -> 3.6, 0.3 -> 3.0, 0.5 -> 2.6 on seed 2 only); seed 2's derived texts gave z "
-                    "~0 at 0.1 (10 fine-tuning steps erase a 10 % phase's imprint) while its own run's texts gave "
-                    "4-6. The variant was fixed on seed 1 (v2). Reported seeds 5-8 were never looked at before. "
-                    "Derived = our run + 10 steps of fine-tuning (lr 3e-4) on other text"}
+           "pilot": "v3: fraction 0.2 chosen on pilot seeds 1 and 2 at K = 49 (pilot_observational_b_fraction_* keys;"
+                    " mean derived z of the reported variant over their 6 texts: 0.1 -> 2.0, 0.2 -> 3.6, 0.3 -> 3.0, "
+                    "0.5 -> 3.5; 0.2 ties 0.5 with 2.5x less retraining); seed 2's derived texts give z ~0 at 0.1 (10"
+                    " fine-tuning steps erase a 10 % phase's imprint). The variant was fixed on seed 1 (v2). Reported"
+                    " seeds 5-8 were never looked at before. Derived = our run + 10 steps of fine-tuning (lr 3e-4) on"
+                    " other text"}
     for seed in seeds:
         out["runs"][f"alice_seed_{seed}"] = observational_seed(adapter, train, other, seed, fraction, reshuffles,
                                                                reps, cache)

@@ -70,7 +70,7 @@ class ObserveConfig:
                 "training output folder: its last checkpoint at or before the start of the last 'fraction'"})
     fraction: float = field(default=0.1, metadata={
         "help": "test (b): the last fraction of our run's order that follows the boundary checkpoint (spec: 0.01-0.1; "
-                "0.2 had the most power in benchmarks/provenance, where 10 fine-tuning steps erase a 10 % phase)"})
+                "benchmarks/provenance chose 0.2: 10 fine-tuning steps can erase a 10 % phase's imprint)"})
     n_reshuffles: int = field(default=19, metadata={"help": "test (b): K reshuffled retrains (rank p floor 1/(K+1))"})
     retrain_train: OrderedTrainConfig = field(
         default_factory=OrderedTrainConfig,
