@@ -54,9 +54,9 @@ from curation.training.mixture_sampling import mixture_order, natural_mixture
 CHUNK = 65
 ARMS = ("uniform", "natural", "tikmix_d", "tikmix_m", "regmix", "tasks_only", "tikmix_d_paper", "tikmix_d_ekfac")
 DEFAULT_ARMS = ARMS[:5]
-# on request: tasks_only (uniform over the task domains only, a diagnostic reference); tikmix_d_paper (the other
-# --normalization, i.e. the paper's max normalisation when the headline uses prior_gain); tikmix_d_ekfac (the
-# headline normalisation on an EK-FAC influence matrix)
+# on request: tasks_only (uniform over the task domains only, a diagnostic reference); tikmix_d_paper (the paper's
+# max normalisation on the same influence matrix); tikmix_d_ekfac (the --normalization on an EK-FAC influence
+# matrix: the v3 exploration's arm when --hessian identity)
 
 
 def chunk_corpus(path: Path, train_chunks: int, val_chunks: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -158,7 +158,6 @@ def main() -> None:
         gi = group_influence(adapter, stage1, train_frame, val_frame, GroupInfluenceConfig(
             tokens_per_domain=args.tokens_per_domain, seed=seed, hessian=HessianConfig(kind=args.hessian)))
         d_cfg = TikmixDConfig(normalization=args.normalization)
-        other_norm = "max" if args.normalization == "prior_gain" else "prior_gain"
         d_sol = tikmix_d(gi.matrix, uniform, d_cfg, tasks=gi.tasks)
         record = {"seed": seed, "stage1": {"task_losses": stage1_losses, "curve": stage1_curve},
                   "influence": {"tasks": gi.tasks, "domains": gi.domains, "matrix": gi.matrix.tolist()},
@@ -167,11 +166,12 @@ def main() -> None:
         tasks_only = np.array([1.0 if d in args.tasks else 0.0 for d in domains])
         solutions = {"uniform": uniform, "natural": natural, "tikmix_d": d_sol.weights,
                      "tasks_only": tasks_only / tasks_only.sum(),
-                     "tikmix_d_paper": tikmix_d(gi.matrix, uniform, TikmixDConfig(normalization=other_norm),
+                     "tikmix_d_paper": tikmix_d(gi.matrix, uniform, TikmixDConfig(normalization="max"),
                                                 tasks=gi.tasks).weights}
         if "tikmix_d_ekfac" in args.arms:
-            gi_ekfac = group_influence(adapter, stage1, train_frame, val_frame, GroupInfluenceConfig(
-                tokens_per_domain=args.tokens_per_domain, seed=seed, hessian=HessianConfig(kind="ekfac")))
+            gi_ekfac = gi if args.hessian == "ekfac" else group_influence(
+                adapter, stage1, train_frame, val_frame, GroupInfluenceConfig(
+                    tokens_per_domain=args.tokens_per_domain, seed=seed, hessian=HessianConfig(kind="ekfac")))
             record["influence_ekfac"] = gi_ekfac.matrix.tolist()
             solutions["tikmix_d_ekfac"] = tikmix_d(gi_ekfac.matrix, uniform, d_cfg, tasks=gi.tasks).weights
 
