@@ -1,7 +1,8 @@
 """Stage provenance_suspects: demo suspects for test_provenance — one derived from our LM (continued training), one
 independent (one epoch of a small GPT) —, an independent reference model (our LM's architecture, one epoch in its own
 order: a reference of another architecture leaves per-example difficulty in ``suspect − reference`` loss and costs
-the query test power), and text sampled from both suspects (the observational tests' suspect texts)."""
+the query test power), a null bank of more models like the reference (it calibrates the query test of suspects of
+our architecture for our one order and reference), and text sampled from both suspects (the observational tests' suspect texts)."""
 
 from pathlib import Path
 
@@ -36,10 +37,13 @@ def main(cfg: ProvenanceSuspectsConfig) -> None:
         _save(tmp, "derived", adapter, derived, -(-cfg.derive_rows // cfg.derive.batch_size),
               cfg.derive.learning_rate, f"{cfg.base_checkpoint} + continued training on {cfg.other_data}")
         suspects = {"derived": (adapter, derived)}
-        for name, seed, arch, recipe in (
+        small = ByteGPTAdapter(cfg.small_model)
+        bank = [(f"nulls/null_{j:02d}", cfg.null_seed + j, adapter, cfg.reference_train) for j in range(cfg.null_models)]
+        for name, seed, arch, recipe in [
             ("reference", cfg.reference_seed, adapter, cfg.reference_train),
-            ("independent", cfg.independent_seed, ByteGPTAdapter(cfg.small_model), cfg.small_train),
-        ):
+            ("independent", cfg.independent_seed, small, cfg.small_train),
+            *bank,
+        ]:
             torch.manual_seed(seed)
             rows = train[np.random.default_rng(seed).permutation(train.height)]
             model = train_in_order(arch, arch.build_model(), rows, recipe, copy_model=False)

@@ -50,6 +50,12 @@ def _write(tmp: Path, cfg: TestProvenanceConfig, results: list[SuspectResult], s
                      "rho between each training example's position and (suspect loss - reference loss); "
                      "derivation predicts rho < 0. p_value: scipy one-sided; p_permutation: exact, floor "
                      f"1/{cfg.n_permutations + 1}.")
+    if cfg.null_models:
+        report.paragraph("Null bank: the same statistic for models independent of our run, with the same reference "
+                         "and examples. null_z = (mean null rho - rho) / sd; null_p_t: Student prediction p-value; "
+                         "null_p_rank: exact if the suspect is one more model like the bank's. The exact p_value "
+                         "holds over the randomness of our order; the bank's p-values hold for this one order and "
+                         "reference, whose chance correlation with what independent models share moves every rho.")
     report.table(summary)
     for r in results:
         name = slug(r.suspect)
@@ -62,9 +68,12 @@ def _write(tmp: Path, cfg: TestProvenanceConfig, results: list[SuspectResult], s
         if r.suspect.startswith("models:/"):
             from curation.tracking.registry import set_model_version_tags
 
+            null = {f"curation.provenance.{k}": v for k, v in r.result.summary().items()
+                    if k in ("null_z", "null_p_t", "null_p_rank", "n_null_models")}
             set_model_version_tags(r.suspect, {
                 "curation.provenance.statistic": r.result.statistic,
                 "curation.provenance.p_value": r.result.p_value,
+                **null,
                 "curation.provenance.n": r.result.n,
                 "curation.provenance.run": cfg.run_dir,
                 "curation.provenance.mlflow_run": rec.run_id,
@@ -83,7 +92,8 @@ def main(cfg: TestProvenanceConfig) -> None:
     with RunRecorder(STAGE, cfg) as rec:
         if examined:
             rec.set_tags({"curation.examined_model": examined})
-        results = query_suspects(train, positions, cfg.reference, suspects, n_permutations=cfg.n_permutations,
+        results = query_suspects(train, positions, cfg.reference, suspects, null_models=cfg.null_models,
+                                 n_permutations=cfg.n_permutations,
                                  seed=cfg.seed, batch_size=cfg.batch_size) if suspects else []
         observed = observe_files(list(cfg.suspect_texts), train, positions, cfg.observe) if cfg.suspect_texts else None
         with atomic_path(out, is_dir=True) as tmp:

@@ -78,17 +78,18 @@ def null_pair_losses(adapter, train, indices, folder):
         log(f"null pair {j} trained")
 
 
-def query_section(adapter, train, other, alice, positions, n_nulls, null_cache):
+def query_section(adapter, train, other, alice, positions, n_nulls, null_cache, bank_sizes=(20, 40)):
     ref_loss = example_losses(adapter, train_run(train, seed=101, cfg=REFERENCE).model, train)
     out = {"n_examples": train.height, "derived": {}}
-    derived = None
+    suspects = {"our_model_itself": example_losses(adapter, alice, train)}
     for steps in (10, 30):
         derived = train_in_order(adapter, alice, other.head(8 * steps), FINETUNE)
-        res = query_test(positions, example_losses(adapter, derived, train), ref_loss, n_permutations=999)
+        suspects[f"finetune_{steps}_steps"] = example_losses(adapter, derived, train)
+        res = query_test(positions, suspects[f"finetune_{steps}_steps"], ref_loss, n_permutations=999)
         out["derived"][f"finetune_{steps}_steps"] = res.summary()
         log(f"derived ({steps} steps): rho={res.statistic:.4f} p={res.p_value:.2e}")
-    out["our_model_itself"] = query_test(positions, example_losses(adapter, alice, train), ref_loss).summary()
-    derived_loss = example_losses(adapter, derived, train)
+    out["our_model_itself"] = query_test(positions, suspects["our_model_itself"], ref_loss).summary()
+    derived_loss = suspects["finetune_30_steps"]
     perm_p = []
     rng = np.random.default_rng(5)
     for _ in range(200):  # null control (b): a random transcript instead of ours
@@ -99,6 +100,63 @@ def query_section(adapter, train, other, alice, positions, n_nulls, null_cache):
                                         "ks_p_uniform": float(stats.kstest(perm_p, "uniform").pvalue)}
     null_pair_losses(adapter, train, range(n_nulls), null_cache)
     out["independent_model_nulls"] = independent_nulls(train, positions, n_nulls, null_cache)
+    out["null_bank_calibration"] = {f"bank_{m}": null_bank_calibration(train, positions, ref_loss, suspects, n_nulls,
+                                                                       null_cache, m) for m in bank_sizes}
+    return out
+
+
+def null_models(train, n_nulls, null_cache):
+    """``2 * n_nulls`` independently trained models (both members of every cached pair) as ``example_id, loss``."""
+    frames = []
+    for j in range(n_nulls):
+        pair = pl.read_parquet(null_cache / f"null_{j:03d}.parquet")
+        frames += [pair.select("example_id", loss=pl.col(c)) for c in ("suspect_loss", "reference_loss")]
+    return frames
+
+
+def null_bank_calibration(train, positions, ref_loss, suspects, n_nulls, null_cache, bank_size, n_orders=500):
+    """The query test with one shared reference (the product's setting), calibrated by a bank of ``bank_size``
+    independent models (the first pairs); every other independent model is tested against the bank. Figures: the
+    tested models' FPR at 0.05 for our order (exact p against the shared reference, and the bank's Student and rank
+    p-values), the spread of those FPRs over ``n_orders`` random orders, and each derived model's bank p-values."""
+    models = null_models(train, n_nulls, null_cache)
+    bank, tested = models[:bank_size], models[bank_size:]
+    ids = train.select("example_id")
+    ours = ids.join(positions, on="example_id", how="left", maintain_order="left")["position"].to_numpy()
+    ref = ids.join(ref_loss, on="example_id", how="left", maintain_order="left")["loss"].to_numpy()
+    v = np.array([ids.join(m, on="example_id", how="left", maintain_order="left")["loss"].to_numpy() - ref
+                  for m in models])
+    r_v = rank_rows(v)
+    n, k = train.height, len(bank)
+
+    def p_values(order_positions):  # exact, bank-Student and bank-rank p of every tested model for one order
+        rho = r_v @ rank_rows(order_positions.astype(float))
+        exact = stats.t.cdf(rho * np.sqrt((n - 2) / (1 - rho**2)), n - 2)
+        b, t = -rho[:k], -rho[k:]
+        z = (t - b.mean()) / b.std(ddof=1)
+        p_t = stats.t.sf(z * np.sqrt(k / (k + 1)), k - 1)
+        p_rank = (1 + (b[None, :] >= t[:, None]).sum(1)) / (k + 1)
+        return exact[k:], p_t, p_rank
+
+    exact, p_t, p_rank = p_values(ours)
+    check = query_test(positions, tested[0], ref_loss, null_losses=bank, n_permutations=1)
+    assert abs(check.null.p_t - p_t[0]) < 1e-9 and check.null.p_rank == p_rank[0]  # the library's figures
+    rng = np.random.default_rng(12)
+    spread = np.array([[np.mean(p <= 0.05) for p in p_values(rng.permutation(n))] for _ in range(n_orders)])
+    out = {"bank_size": k, "tested_null_models": len(tested), "reference": "one shared reference (seed 101)",
+           "our_order": {name: {**fpr_with_ci(p), "ks_p_uniform": float(stats.kstest(p, "uniform").pvalue)}
+                         for name, p in (("exact_p", exact), ("bank_p_t", p_t), ("bank_p_rank", p_rank))},
+           "fpr_over_random_orders": {name: {"mean": float(col.mean()), "sd": float(col.std()),
+                                             "share_above_0.05": float(np.mean(col > 0.05))}
+                                      for name, col in zip(("exact_p", "bank_p_t", "bank_p_rank"), spread.T,
+                                                           strict=True)} | {"n_orders": n_orders},
+           "suspects": {}}
+    for name, loss in suspects.items():
+        res = query_test(positions, loss, ref_loss, null_losses=bank, n_permutations=1)
+        out["suspects"][name] = {"statistic": res.statistic, "p_value": res.p_value, **res.null.summary()}
+        log(f"bank {k}: {name} rho={res.statistic:.4f} null_z={res.null.z:.2f} null_p_t={res.null.p_t:.1e}")
+    log(f"bank {k}: FPR ours exact {np.mean(exact <= 0.05):.3f} p_t {np.mean(p_t <= 0.05):.3f} "
+        f"p_rank {np.mean(p_rank <= 0.05):.3f} ({len(tested)} tested)")
     return out
 
 

@@ -25,22 +25,29 @@ def provenance_group() -> None:
 @click.option("--reference", required=True, help="Independent reference model: checkpoint or models:/name/version.")
 @click.option("--suspect", "suspects", required=True, multiple=True,
               help="Suspect model: checkpoint or models:/name/version (repeatable).")
+@click.option("--null-model", "null_models", multiple=True,
+              help="Model independent of our run (checkpoint, models:/ URI or folder of checkpoints; repeatable, "
+                   "at least 2): calibrates each suspect's rho for this order and reference.")
 @click.option("--permutations", default=999, show_default=True, help="Permutations for the exact p-value.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the results table here (Parquet).")
-def query_cmd(train_path: str, run_dir: str, reference: str, suspects: tuple[str, ...], permutations: int,
-              out_path: str | None) -> None:
+def query_cmd(train_path: str, run_dir: str, reference: str, suspects: tuple[str, ...], null_models: tuple[str, ...],
+              permutations: int, out_path: str | None) -> None:
     """Test whether each SUSPECT model derives from our run: Spearman rho between training position and
     (suspect loss - reference loss), with scipy's one-sided p-value and an exact permutation p-value.
 
     A derived model remembers late-seen examples better (rho < 0, small p); an independent model gives a
-    uniformly distributed p. The stage `test_provenance` does the same with an MLflow run and model-version tags.
+    uniformly distributed p over the randomness of our order. For our one order, models independent of it share
+    structure with the reference: a bank of them (--null-model) calibrates rho for this order and reference
+    (null_z, null_p_t, exact null_p_rank). The stage `test_provenance` does the same with an MLflow run and
+    model-version tags.
 
     \b
     Example:
       curate provenance query --train data/corpus/train.parquet --run checkpoints/lm \\
         --reference checkpoints/provenance/reference.safetensors \\
-        --suspect checkpoints/provenance/derived.safetensors --suspect models:/curation-demo-lm/latest
+        --suspect checkpoints/provenance/derived.safetensors --suspect models:/curation-demo-lm/latest \\
+        --null-model checkpoints/provenance/nulls
     """
     from curation.io import read_table, write_parquet
     from curation.provenance.palimpsest import check_positions
@@ -49,10 +56,13 @@ def query_cmd(train_path: str, run_dir: str, reference: str, suspects: tuple[str
 
     positions = check_positions(read_positions(run_dir), where=f"{run_dir}/{POSITIONS}")
     train = read_table(train_path, columns=["example_id", "text"])
-    table = summary_frame(query_suspects(train, positions, reference, list(suspects), n_permutations=permutations))
+    table = summary_frame(query_suspects(train, positions, reference, list(suspects), null_models=null_models,
+                                         n_permutations=permutations))
     for row in table.iter_rows(named=True):
+        bank = (f"  null_z={row['null_z']:+.2f}  null_p_t={row['null_p_t']:.3g}  null_p_rank={row['null_p_rank']:.3g}"
+                f" ({row['n_null_models']} null models)") if "null_z" in row else ""
         click.echo(f"{row['suspect']}: rho={row['statistic']:+.4f}  p={row['p_value']:.3g}  "
-                   f"p_perm={row['p_permutation']:.3g}  n={row['n']}")
+                   f"p_perm={row['p_permutation']:.3g}  n={row['n']}{bank}")
     if out_path:
         write_parquet(table, out_path)
 

@@ -40,12 +40,17 @@ class ProvenanceSuspectsConfig:
     )
     reference_seed: int = field(default=1, metadata={"help": "seed (init and order) of the reference model"})
     independent_seed: int = field(default=2, metadata={"help": "seed (init and order) of the independent suspect"})
+    null_models: int = field(default=8, metadata={
+        "help": "null bank for the query test: this many more models like the reference (our model's architecture, "
+                "reference_train), seeds null_seed, null_seed + 1, ..., saved in out_dir/nulls (0: none)"})
+    null_seed: int = field(default=100, metadata={"help": "seed of the first null-bank model"})
     text_prompts: int = field(default=10, metadata={
         "help": "suspect texts: prompts (16-char starts of other_data rows after derive_rows, or its last rows when "
                 "it is shorter) continued by the derived and by the independent model at temperature 1"})
     text_chars: int = field(default=48, metadata={"help": "suspect texts: sampled characters per prompt"})
     out_dir: str = field(default="checkpoints/provenance", metadata={
-        "help": "derived/independent/reference checkpoints and {derived,independent}_text.parquet"})
+        "help": "derived/independent/reference checkpoints, nulls/ (the null bank) and "
+                "{derived,independent}_text.parquet"})
 
     def __post_init__(self) -> None:
         if self.derive_rows < 1:
@@ -54,6 +59,11 @@ class ProvenanceSuspectsConfig:
             raise ValueError("text_prompts and text_chars must be positive")
         if self.reference_seed == self.independent_seed:
             raise ValueError("reference_seed and independent_seed must differ (the two models must be independent)")
+        if self.null_models < 0 or self.null_models == 1:
+            raise ValueError("null_models must be 0 or at least 2 (a null bank needs two models for a z-score)")
+        bank = range(self.null_seed, self.null_seed + self.null_models)
+        if self.reference_seed in bank or self.independent_seed in bank:
+            raise ValueError("null-bank seeds (null_seed ...) must differ from reference_seed and independent_seed")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +122,10 @@ class TestProvenanceConfig:
         metadata={"help": "independent reference model (checkpoint path or models:/name/version)"},
     )
     suspects: tuple[str, ...] = field(default=(), metadata={"help": "checkpoint paths or models:/name/version URIs"})
+    null_models: tuple[str, ...] = field(default=(), metadata={
+        "help": "bank of models independent of our run, trained like the independent models to rule out "
+                "(checkpoints, models:/ URIs or folders of checkpoints; at least 2): calibrates each suspect's rho "
+                "for this order and reference (null_z, null_p_t, null_p_rank)"})
     examine_registered: tuple[str, ...] = field(default=(), metadata={
         "help": "registered model names whose new versions a webhook job examines: the version in "
                 "CURATION_MODEL_URI is added to the suspects when it belongs to one of them"})

@@ -6,6 +6,9 @@ independent of our run" any statistic correlating the suspect with that order ha
 distribution (re-permute the order), whatever the data.
 
 - ``query_test``: Spearman(position, suspect loss - reference loss) over training examples; expected negative.
+  Optionally calibrated against a bank of independent null models scored with the same reference and order
+  (``NullCalibration``): the exact p-value holds over the randomness of our order, while the bank's p-value
+  holds for this one order and reference, which share structure with every model they are compared with.
 - ``span_overlap_test`` (observational a): how many of the suspect text's character n-grams each training example
   contains, Spearman against position; expected positive.
 - ``retrain_test`` (observational b): log-likelihood of the suspect text under the last phase retrained in the
@@ -18,6 +21,7 @@ Every p-value is one-sided in the direction derivation predicts; permutation p-v
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +37,50 @@ from curation.provenance.retrain import OrderedTrainConfig, reshuffled, train_in
 
 
 @dataclass(frozen=True)
+class ExchangeableTest:
+    """One value against values that are exchangeable with it under H0; larger = more evidence."""
+
+    z: float  # (v_0 - mean(rest)) / std(rest)
+    p_normal: float  # 1 - Phi(z)
+    p_t: float  # Student prediction p-value: 1 - F_{t, k-1}(z * sqrt(k / (k + 1))), exact for normal values
+    p_rank: float  # (1 + #{j: v_j >= v_0}) / (k + 1): exact under exchangeability; floor 1/(k+1)
+
+
+def exchangeable_test(first: float, rest: np.ndarray) -> ExchangeableTest:
+    """z, normal, Student and rank p-values of ``first`` against ``rest`` (at least two values)."""
+    rest = np.asarray(rest, dtype=float)
+    k = rest.size
+    if k < 2:
+        raise CurationError(f"need at least 2 comparison values for a z-score, got {k}")
+    sd = float(rest.std(ddof=1))
+    z = float((first - rest.mean()) / sd) if sd > 0 else 0.0
+    p_t = float(stats.t.sf(z * np.sqrt(k / (k + 1)), k - 1))
+    p_rank = (1 + int(np.sum(rest >= first))) / (k + 1)
+    return ExchangeableTest(z, float(stats.norm.sf(z)), p_t, p_rank)
+
+
+@dataclass(frozen=True)
+class NullCalibration:
+    """The suspect's rho against the rho of ``n`` independent null models, same order, reference and examples.
+
+    Under H0 "the suspect is one more model like the bank's", the suspect's rho is exchangeable with theirs, so
+    ``p_rank`` is exact for our one order and reference. Independent models and the reference share structure
+    (which skills a model of this kind learns well); our order correlates with it by chance, which moves every
+    model's rho alike. The bank measures that shift and spread; the exact p-value cannot.
+    """
+
+    null_statistics: tuple[float, ...]  # each null model's rho
+    z: float  # (mean(null rho) - rho) / sd(null rho): large = evidence of derivation
+    p_t: float
+    p_rank: float
+
+    def summary(self) -> dict[str, float]:
+        rho = np.asarray(self.null_statistics)
+        return {"null_z": self.z, "null_p_t": self.p_t, "null_p_rank": self.p_rank, "n_null_models": rho.size,
+                "null_rho_mean": float(rho.mean()), "null_rho_sd": float(rho.std(ddof=1))}
+
+
+@dataclass(frozen=True)
 class CorrelationResult:
     """A rank-correlation test of a per-example quantity against training position."""
 
@@ -43,12 +91,14 @@ class CorrelationResult:
     n: int
     n_permutations: int
     frame: pl.DataFrame = field(repr=False)  # per-example values used (example_id, position, value columns)
+    null: NullCalibration | None = None  # calibration against a bank of independent models, when given
 
     def summary(self) -> dict[str, float]:
-        return {
+        out = {
             "statistic": self.statistic, "p_value": self.p_value, "p_permutation": self.p_permutation,
             "z_permutation": self.z_permutation, "n": self.n, "n_permutations": self.n_permutations,
         }
+        return {**out, **(self.null.summary() if self.null is not None else {})}
 
 
 def check_positions(positions: pl.DataFrame, where: str = "positions") -> pl.DataFrame:
@@ -102,28 +152,40 @@ def query_test(
     suspect_loss: pl.DataFrame,
     reference_loss: pl.DataFrame | None = None,
     *,
+    null_losses: Sequence[pl.DataFrame] = (),
     n_permutations: int = 999,
     seed: int = 0,
 ) -> CorrelationResult:
     """Spearman(position, suspect loss - reference loss) over examples present in all frames; expected < 0.
 
     ``suspect_loss`` / ``reference_loss`` are ``example_id, loss`` frames (mean token NLL, same texts and
-    tokenisation). Without a reference the raw suspect loss is used (needs far more examples).
+    tokenisation). Without a reference the raw suspect loss is used (needs far more examples). ``null_losses``
+    (at least two, or none): the same for a bank of models independent of our run; each gets the same statistic
+    on the same examples, and the suspect's rho is calibrated against theirs (``CorrelationResult.null``).
     """
+    if len(null_losses) == 1:
+        raise CurationError("palimpsest: a null bank needs at least 2 models, got 1")
     frame = check_positions(positions).join(suspect_loss.select("example_id", suspect_loss=pl.col("loss")),
                                             on="example_id", how="inner")
+    for j, null in enumerate(null_losses):
+        frame = frame.join(null.select("example_id", pl.col("loss").alias(f"null_loss_{j}")), on="example_id",
+                           how="inner")
     if reference_loss is not None:
         frame = frame.join(reference_loss.select("example_id", reference_loss=pl.col("loss")),
                            on="example_id", how="inner")
-        frame = frame.with_columns(value=pl.col("suspect_loss") - pl.col("reference_loss"))
-    else:
-        frame = frame.with_columns(value=pl.col("suspect_loss"))
-    frame = frame.sort("position")
-    rho, p, p_perm, z = rank_correlation_test(
-        frame["position"].to_numpy(), frame["value"].to_numpy(), expect="less",
-        n_permutations=n_permutations, seed=seed,
-    )
-    return CorrelationResult(rho, p, p_perm, z, frame.height, n_permutations, frame)
+    base = pl.col("reference_loss") if reference_loss is not None else pl.lit(0.0)
+    frame = frame.with_columns(value=pl.col("suspect_loss") - base).sort("position")
+    position = frame["position"].to_numpy()
+    rho, p, p_perm, z = rank_correlation_test(position, frame["value"].to_numpy(), expect="less",
+                                              n_permutations=n_permutations, seed=seed)
+    null = None
+    if null_losses:
+        null_rho = [float(stats.spearmanr(position, frame.select(pl.col(f"null_loss_{j}") - base).to_series()).statistic)
+                    for j in range(len(null_losses))]
+        test = exchangeable_test(-rho, -np.asarray(null_rho))
+        null = NullCalibration(tuple(null_rho), test.z, test.p_t, test.p_rank)
+        frame = frame.drop([f"null_loss_{j}" for j in range(len(null_losses))])
+    return CorrelationResult(rho, p, p_perm, z, frame.height, n_permutations, frame, null)
 
 
 def example_losses(adapter: ModelAdapter, model: nn.Module, frame: pl.DataFrame, *, batch_size: int = 64) -> pl.DataFrame:
@@ -298,13 +360,9 @@ def model_statistic(seq_ll: np.ndarray, *, aggregate: str = "total", control: np
 
 def order_test(values: np.ndarray, n_tokens: int, statistic: str = "total") -> RetrainResult:
     """z, normal, Student and rank p-values of ``values[0]`` (original order) against ``values[1:]``."""
-    l0, rest = float(values[0]), np.asarray(values[1:], dtype=float)
-    k = rest.size
-    sd = float(rest.std(ddof=1))
-    z = float((l0 - rest.mean()) / sd) if sd > 0 else 0.0
-    p_t = float(stats.t.sf(z * np.sqrt(k / (k + 1)), k - 1))
-    p_rank = (1 + int(np.sum(rest >= l0))) / (k + 1)
-    return RetrainResult(l0, rest.tolist(), z, float(stats.norm.sf(z)), p_t, p_rank, n_tokens, statistic)
+    rest = np.asarray(values[1:], dtype=float)
+    t = exchangeable_test(float(values[0]), rest)
+    return RetrainResult(float(values[0]), rest.tolist(), t.z, t.p_normal, t.p_t, t.p_rank, n_tokens, statistic)
 
 
 def retrain_test(

@@ -1,12 +1,14 @@
 """Run the palimpsest query test for several suspect models against one reference and one training run.
 
 A suspect or reference is a checkpoint path or a ``models:/name/version`` URI (fetched from the MLflow registry
-through ``curation.tracking.registry``). Results come back as polars frames; nothing is logged here.
+through ``curation.tracking.registry``). An optional bank of null models (independent of our run) calibrates every
+suspect's statistic for this order and reference. Results come back as polars frames; nothing is logged here.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,21 @@ def load_model(ref: str) -> tuple[ModelAdapter, nn.Module]:
     return adapter, model
 
 
+def expand_models(refs: Sequence[str]) -> list[str]:
+    """Model references with every folder replaced by the ``*.safetensors`` checkpoints in it (sorted)."""
+    out: list[str] = []
+    for ref in refs:
+        path = Path(ref)
+        if not ref.startswith("models:/") and path.is_dir():
+            found = sorted(str(p) for p in path.glob("*.safetensors"))
+            if not found:
+                raise CurationError(f"{ref}: folder holds no .safetensors checkpoint")
+            out.extend(found)
+        else:
+            out.append(ref)
+    return out
+
+
 def slug(ref: str) -> str:
     """A file- and metric-safe short name for a suspect reference."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", ref.removeprefix("models:/").removesuffix(".safetensors")).strip("_")
@@ -52,24 +69,30 @@ def query_suspects(
     reference: str,
     suspects: list[str],
     *,
+    null_models: Sequence[str] = (),
     n_permutations: int = 999,
     seed: int = 0,
     batch_size: int = 64,
 ) -> list[SuspectResult]:
-    """Score ``train`` rows with the reference and every suspect; one query test per suspect."""
+    """Score ``train`` rows with the reference and every suspect; one query test per suspect, calibrated against
+    ``null_models`` (checkpoints, ``models:/`` URIs or folders of checkpoints; at least two, or none)."""
     if not suspects:
         raise CurationError("provenance: no suspects given")
+    null_models = expand_models(null_models)
+    if len(null_models) == 1:
+        raise CurationError(f"provenance: a null bank needs at least 2 models, got 1 ({null_models[0]})")
     train = train.join(positions.select("example_id"), on="example_id", how="semi")
     if train.height == 0:
         raise CurationError("provenance: no training row has a recorded position (example_id mismatch?)")
     ref_adapter, ref_model = load_model(reference)
     ref_loss = example_losses(ref_adapter, ref_model, train, batch_size=batch_size)
+    null_losses = [example_losses(*load_model(ref), train, batch_size=batch_size) for ref in null_models]
     out = []
     for suspect in suspects:
         adapter, model = load_model(suspect)
         loss = example_losses(adapter, model, train, batch_size=batch_size)
-        out.append(SuspectResult(suspect, query_test(positions, loss, ref_loss, n_permutations=n_permutations,
-                                                     seed=seed)))
+        out.append(SuspectResult(suspect, query_test(positions, loss, ref_loss, null_losses=null_losses,
+                                                     n_permutations=n_permutations, seed=seed)))
     return out
 
 

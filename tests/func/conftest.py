@@ -20,6 +20,7 @@ FAST_PARAMS = {
     ("train_lm", "train", "epochs"): 0.5,
     ("train_lm", "train", "eval_every"): 5,
     ("train_classifier", "train", "epochs"): 4.0,
+    ("provenance_suspects", "null_models"): 2,
 }
 
 

@@ -62,6 +62,40 @@ def test_query_test_detects_recency_and_uses_each_examples_own_position():
     assert no_ref.statistic > res.statistic  # the reference strips difficulty, so the signal is clearer
 
 
+def test_null_bank_calibrates_the_query_test_for_one_order_and_a_shared_reference():
+    """Independent models and the reference share a skill profile ``u``; our one order happens to correlate with it.
+    Against the shared reference every independent model's rho moves alike, so the exact p-value (valid over
+    random orders) rejects far too often for this order; the bank's rank p-value is exact for it."""
+    rng = np.random.default_rng(4)
+    n = 600
+    ids = np.arange(n)
+    position = rng.permutation(n)
+    u = rng.normal(size=n) - 0.004 * (position - n / 2)  # skill profile, correlated with this order by chance
+    difficulty = rng.normal(size=n)
+
+    def model(skill: float, own: float = 0.0) -> pl.DataFrame:
+        loss = difficulty + skill * u + 0.6 * rng.normal(size=n) - own * position / n
+        return pl.DataFrame({"example_id": ids, "loss": loss})
+
+    positions = pl.DataFrame({"example_id": ids, "position": position})
+    reference = model(-1.0)
+    bank = [model(rng.normal(1.0, 0.3)) for _ in range(30)]
+    tested = [query_test(positions, model(rng.normal(1.0, 0.3)), reference, null_losses=bank, n_permutations=1)
+              for _ in range(200)]
+    assert np.mean([t.p_value <= 0.05 for t in tested]) > 0.5  # the shared shift fools the exact p-value
+    assert np.mean([t.null.p_rank <= 0.05 for t in tested]) <= 0.09  # rank p: exact for this order
+    assert np.mean([t.null.p_t <= 0.05 for t in tested]) <= 0.09
+    derived = query_test(positions, model(1.0, own=1.5), reference, null_losses=bank, n_permutations=1)
+    assert derived.null.p_rank == pytest.approx(1 / 31) and derived.null.p_t < 1e-6
+    rho = np.array(derived.null.null_statistics)  # the bank's rho: the same statistic on the same examples
+    assert rho[0] == pytest.approx(stats.spearmanr(position, bank[0]["loss"] - reference["loss"]).statistic)
+    z = (rho.mean() - derived.statistic) / rho.std(ddof=1)
+    assert derived.null.z == pytest.approx(z)
+    assert derived.summary()["n_null_models"] == 30
+    with pytest.raises(CurationError, match="at least 2 models"):
+        query_test(positions, bank[0], reference, null_losses=bank[:1])
+
+
 def test_query_test_rejects_ambiguous_positions():
     losses = pl.DataFrame({"example_id": ["a", "b", "c"], "loss": [1.0, 2.0, 3.0]})
     with pytest.raises(CurationError, match="example_id' repeats at row 2"):

@@ -37,7 +37,10 @@ def project(mlflow_store: Path, monkeypatch) -> Path:
     ours = train_run(train, seed=0, cfg=cfg, gpt=GPT)
     Path("run").mkdir()
     ours.positions.write_parquet("run/positions.parquet")
-    others = {name: train_run(train, seed=seed, cfg=cfg, gpt=GPT).model for name, seed in (("reference", 1), ("other", 2))}
+    others = {name: train_run(train, seed=seed, cfg=cfg, gpt=GPT).model
+              for name, seed in (("reference", 1), ("other", 2), ("nulls/a", 3), ("nulls/b", 4), ("nulls/c", 5))}
+    Path("nulls").mkdir()
+    Path("empty").mkdir()
     for name, model in (("ours", ours.model), *others.items()):
         info = CheckpointInfo(adapter=adapter.name, model_config=adapter_model_config(adapter), step=15,
                               learning_rate=3e-3)
@@ -51,18 +54,20 @@ def test_stage_writes_report_and_tags_the_model_version(project: Path) -> None:
     from pipelines.test_provenance import main
 
     cfg = load(TestProvenanceConfig, {"train_data": "train.parquet", "run_dir": "run", "reference": "reference.safetensors",
-                                      "suspects": ["models:/tiny-ours/1", "other.safetensors"],
+                                      "suspects": ["models:/tiny-ours/1", "other.safetensors"], "null_models": ["nulls"],
                                       "n_permutations": 49, "out_dir": "out"})
     main(cfg)
     results = pl.read_parquet("out/results.parquet")
     assert results["suspect"].to_list() == ["models:/tiny-ours/1", "other.safetensors"]
-    assert results["n"].to_list() == [120, 120]
+    assert results["n"].to_list() == [120, 120] and results["n_null_models"].to_list() == [3, 3]
+    assert results["null_rho_mean"].n_unique() == 1  # one bank, scored once, for every suspect
     html = Path("out/report.html").read_text()
-    assert "Spearman" in html and "data:image/png;base64" in html
+    assert "Spearman" in html and "data:image/png;base64" in html and "Null bank" in html
     assert sorted(p.name for p in Path("out/plots").iterdir()) == ["other.png", "tiny-ours_1.png"]
     tags = mlflow.MlflowClient().get_model_version("tiny-ours", "1").tags
     assert float(tags["curation.provenance.p_value"]) == pytest.approx(results["p_value"][0])
     assert float(tags["curation.provenance.statistic"]) == pytest.approx(results["statistic"][0])
+    assert float(tags["curation.provenance.null_p_t"]) == pytest.approx(results["null_p_t"][0])
     run = mlflow.search_runs(experiment_names=["test"], filter_string="tags.`curation.stage` = 'test_provenance'",
                              output_format="list")[0]
     assert run.info.status == "FINISHED"
@@ -94,9 +99,16 @@ def test_stage_examines_the_version_a_webhook_job_names(project: Path, monkeypat
 def test_cli_provenance_and_membership(project: Path) -> None:
     res = CliRunner().invoke(cli, ["provenance", "query", "--train", "train.parquet", "--run", "run", "--reference",
                                    "reference.safetensors", "--suspect", "ours.safetensors", "--permutations", "19",
-                                   "--out", "prov.parquet"])
+                                   "--null-model", "nulls", "--null-model", "other.safetensors", "--out", "prov.parquet"])
     assert res.exit_code == 0, res.output
-    assert "ours.safetensors: rho=" in res.output and pl.read_parquet("prov.parquet")["n"][0] == 120
+    assert "ours.safetensors: rho=" in res.output and "null_p_t=" in res.output and "(4 null models)" in res.output
+    assert pl.read_parquet("prov.parquet")["n"][0] == 120 and pl.read_parquet("prov.parquet")["n_null_models"][0] == 4
+    for bank, message in ((["other.safetensors"], "a null bank needs at least 2 models, got 1 (other.safetensors)"),
+                          (["empty"], "empty: folder holds no .safetensors checkpoint")):
+        res = CliRunner().invoke(cli, ["provenance", "query", "--train", "train.parquet", "--run", "run", "--reference",
+                                       "reference.safetensors", "--suspect", "ours.safetensors",
+                                       *[a for b in bank for a in ("--null-model", b)]])
+        assert res.exit_code != 0 and message in str(res.exception or res.output)
     res = CliRunner().invoke(cli, ["membership", "train.parquet", "--model", "models:/tiny-ours/1", "--reference",
                                    "reference.safetensors", "-k", "0.3", "--out", "scores.parquet"])
     assert res.exit_code == 0, res.output
@@ -106,3 +118,13 @@ def test_cli_provenance_and_membership(project: Path) -> None:
     res = CliRunner().invoke(cli, ["provenance", "query", "--train", "train.parquet", "--run", "run", "--reference",
                                    "missing.safetensors", "--suspect", "ours.safetensors"])
     assert res.exit_code != 0 and "missing.safetensors: checkpoint not found" in str(res.exception or res.output)
+
+
+def test_suspects_stage_config_rejects_a_one_model_bank_and_shared_seeds() -> None:
+    from curation.provenance.config import ProvenanceSuspectsConfig
+
+    assert load(ProvenanceSuspectsConfig, {"null_models": 0}).null_models == 0
+    with pytest.raises(ValueError, match="null_models must be 0 or at least 2"):
+        ProvenanceSuspectsConfig(null_models=1)
+    with pytest.raises(ValueError, match="null-bank seeds"):
+        ProvenanceSuspectsConfig(null_models=3, null_seed=0, reference_seed=1, independent_seed=5)
