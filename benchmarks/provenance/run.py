@@ -33,6 +33,7 @@ from curation.models.gpt import ByteGPTAdapter
 from curation.provenance.generate import matched_samples, sample_texts
 from curation.provenance.membership import all_scores
 from curation.provenance.palimpsest import (
+    SimulatedDerivation,
     example_losses,
     last_phase,
     model_statistic,
@@ -268,10 +269,12 @@ def derived_name(steps):
     return "derived" if steps == 10 else f"derived{steps}steps"
 
 
-def observational_seed(adapter, train, other, seed, fraction, reshuffles, reps, cache, derive_steps=(10,)):
+def observational_seed(adapter, train, other, seed, fraction, reshuffles, reps, cache, derive_steps=(10,),
+                       simulate_rows=0):
     """Derived (our run + ``derive_steps`` steps of fine-tuning on other text; 0 = our model itself) vs independent
     model; 960 scored tokens per text: 20 completions of 48 bytes at temperature 1 of 16-byte prompts from other
-    text (rows never fine-tuned on)."""
+    text (rows 100-159; a 30-step derivation has trained on them). With ``simulate_rows`` every retrained model is
+    first fine-tuned on other-text rows 300.. (never used by any derivation) with the derivations' recipe."""
     if seed == INDEPENDENT_SEED:
         raise SystemExit(f"our-run seed {seed} is the independent model's seed; pick another")
     boundary, alice, positions = alice_two_phase(adapter, train, fraction, seed)
@@ -286,12 +289,13 @@ def observational_seed(adapter, train, other, seed, fraction, reshuffles, reps, 
             names.append(f"{name}_{rep}")
             frames.append(pl.DataFrame({"example_id": range(len(texts)), "prompt": prompts, "text": texts}))
     controls = [matched_samples(adapter, boundary, f, seed=1000 * seed + i) for i, f in enumerate(frames)]
+    derivation = SimulatedDerivation(other.slice(300, simulate_rows), FINETUNE) if simulate_rows else None
     lls, n_tokens = retrain_logliks(adapter, boundary, last_phase(train, positions, fraction), frames + controls,
-                                    ALICE, n_reshuffles=reshuffles, seed=100 * seed)
+                                    ALICE, n_reshuffles=reshuffles, seed=100 * seed, derivation=derivation)
     pl.concat([pl.DataFrame({"text": n, "model": np.repeat(np.arange(a.shape[0]), a.shape[1]),
                              "row": np.tile(np.arange(a.shape[1]), a.shape[0]), "ll": a.ravel()})
                for n, a in zip(names + [f"control_{n}" for n in names], lls, strict=True)]
-              ).write_parquet(cache / f"observational_seed{seed}.parquet")
+              ).write_parquet(cache / f"observational_seed{seed}{f'_sim{simulate_rows}' if simulate_rows else ''}.parquet")
     out = {}
     for variant, (aggregate, control) in OBS_VARIANTS.items():
         rows, rot = {}, []
@@ -313,11 +317,12 @@ def observational_seed(adapter, train, other, seed, fraction, reshuffles, reps, 
 
 
 def observational_section(adapter, train, other, seeds, fraction=0.2, reshuffles=199, reps=3, cache=None,
-                          derive_steps=(10,)):
+                          derive_steps=(10,), simulate_rows=0):
     """Observational test (b) over several of our runs (Alice seeds): per text z and normal / Student / rank
     p-values for each statistic variant, and rotation-null calibration of each variant."""
     out = {"fraction_retrained": fraction, "n_reshuffles": reshuffles, "scored_tokens_per_test": 960,
            "derive_steps": list(derive_steps), "our_run_steps": -(-train.height // ALICE.batch_size),
+           "simulated_derivation_rows": simulate_rows,
            "variant_reported": "normal_scores+boundary_control (p_t)", "runs": {},
            "pilot": "v3: fraction 0.2 chosen on pilot seeds 1 and 2 at K = 49 (pilot_observational_b_fraction_* keys;"
                     " mean derived z of the reported variant over their 6 texts: 0.1 -> 2.0, 0.2 -> 3.6, 0.3 -> 3.0, "
@@ -327,7 +332,7 @@ def observational_section(adapter, train, other, seeds, fraction=0.2, reshuffles
                     " other text"}
     for seed in seeds:
         out["runs"][f"alice_seed_{seed}"] = observational_seed(adapter, train, other, seed, fraction, reshuffles,
-                                                               reps, cache, derive_steps)
+                                                               reps, cache, derive_steps, simulate_rows)
     for variant in OBS_VARIANTS:
         texts = [(n.rsplit("_", 1)[0], t) for run in out["runs"].values() for n, t in run[variant]["texts"].items()]
         i_t = np.array([t["p_t"] for n, t in texts if n == "independent"])
@@ -363,6 +368,9 @@ def main() -> None:
                         help="per-null losses and per-model log-likelihoods (reused when present)")
     parser.add_argument("--derive-steps", default="10",
                         help="observational section: fine-tuning steps of each derived model (comma list; 0 = ours)")
+    parser.add_argument("--simulate-derivation", type=int, default=0,
+                        help="observational section: fine-tune every retrained model on this many other-text rows "
+                             "(derivation recipe) before scoring; 0 = off")
     parser.add_argument("--out-key", default="", help="write the observational section under this key instead")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -383,7 +391,8 @@ def main() -> None:
     if "observational" in sections:
         seeds = [int(x) for x in args.seeds.split(",")]
         obs = observational_section(adapter, train, other, seeds, fraction=args.fraction, reshuffles=args.reshuffles,
-                                    cache=cache, derive_steps=tuple(int(x) for x in args.derive_steps.split(",")))
+                                    cache=cache, derive_steps=tuple(int(x) for x in args.derive_steps.split(",")),
+                                    simulate_rows=args.simulate_derivation)
         results[args.out_key or "observational_b"] = obs
     if "auroc" in sections:
         results["membership_auroc"] = auroc_section(adapter, frame)

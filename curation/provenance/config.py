@@ -67,6 +67,24 @@ class ProvenanceSuspectsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SimulatedDerivationConfig:
+    """Test (b): training every retrained model gets before scoring, in imitation of a suspect's derivation."""
+
+    data: str = field(default="", metadata={
+        "help": "table with a text column: other text of the kind a derivation might train on (not the suspect "
+                "text, not our last phase); empty = no simulated derivation"})
+    offset: int = field(default=0, metadata={"help": "first row of data used"})
+    rows: int = field(default=80, metadata={"help": "rows of data used, in order"})
+    train: OrderedTrainConfig = field(
+        default_factory=lambda: OrderedTrainConfig(learning_rate=3e-4, batch_size=8),
+        metadata={"help": "optimisation of the simulated derivation (a fresh optimizer for every retrained model)"})
+
+    def __post_init__(self) -> None:
+        if self.offset < 0 or self.rows < 1:
+            raise ValueError("offset must be >= 0 and rows positive")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ObserveConfig:
     """Observational tests of suspect texts: (a) span overlap, (b) retraining our run's last phase (spec §2.2-2.3)."""
 
@@ -93,6 +111,9 @@ class ObserveConfig:
     report_p: Literal["normal", "t", "rank"] = field(default="t", metadata={
         "help": "test (b): p-value reported as p_value: normal (spec), t (Student prediction, exact for normal "
                 "log-likelihoods) or rank (exact, floor 1/(K+1))"})
+    simulate_derivation: SimulatedDerivationConfig = field(default_factory=SimulatedDerivationConfig, metadata={
+        "help": "test (b): train every retrained model on other text before scoring, as a derived suspect was "
+                "(benchmarks/provenance: raises the z of text from a model fine-tuned for 4 % of our steps)"})
     seed: int = field(default=0, metadata={"help": "seed of permutations, reshuffles and control sampling"})
 
     def __post_init__(self) -> None:

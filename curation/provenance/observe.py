@@ -23,6 +23,7 @@ from curation.models.base import ModelAdapter
 from curation.provenance.config import ObserveConfig
 from curation.provenance.generate import matched_samples
 from curation.provenance.palimpsest import (
+    SimulatedDerivation,
     last_phase,
     model_statistic,
     order_test,
@@ -60,11 +61,13 @@ def read_suspect_texts(path: str | Path) -> pl.DataFrame:
 
 @dataclass
 class BoundaryRun:
-    """What test (b) needs from our run: the model at the last-phase boundary and the phase in original order."""
+    """What test (b) needs from our run: the model at the last-phase boundary, the phase in original order and
+    the simulated derivation every retrained model gets (if any)."""
 
     adapter: ModelAdapter
     boundary: nn.Module
     phase: pl.DataFrame
+    derivation: SimulatedDerivation | None = None
 
 
 def span_row(name: str, train: pl.DataFrame, positions: pl.DataFrame, texts: pl.DataFrame,
@@ -85,7 +88,7 @@ def retrain_rows(texts: dict[str, pl.DataFrame], run: BoundaryRun, cfg: ObserveC
     if cfg.control == "boundary_samples":
         frames += [matched_samples(run.adapter, run.boundary, texts[n], seed=cfg.seed) for n in names]
     lls, n_tokens = retrain_logliks(run.adapter, run.boundary, run.phase, frames, cfg.retrain_train,
-                                    n_reshuffles=cfg.n_reshuffles, seed=cfg.seed)
+                                    n_reshuffles=cfg.n_reshuffles, seed=cfg.seed, derivation=run.derivation)
     rows = []
     for i, name in enumerate(names):
         control = lls[len(names) + i] if cfg.control == "boundary_samples" else None
@@ -122,12 +125,30 @@ def observe_texts(
     return pl.DataFrame(rows, schema=SCHEMA)
 
 
-def boundary_run(boundary: str, train: pl.DataFrame, positions: pl.DataFrame, fraction: float) -> BoundaryRun:
-    """Load our run's boundary checkpoint (path or ``models:/`` URI) and the last ``fraction`` of its order."""
+def boundary_run(train: pl.DataFrame, positions: pl.DataFrame, cfg: ObserveConfig) -> BoundaryRun:
+    """Load our run's boundary checkpoint (path or ``models:/`` URI), the last ``cfg.fraction`` of its order and
+    the simulated derivation's rows."""
     from curation.provenance.suspects import load_model
 
-    adapter, model = load_model(boundary_checkpoint(boundary, fraction))
-    return BoundaryRun(adapter, model, last_phase(train, positions, fraction))
+    adapter, model = load_model(boundary_checkpoint(cfg.boundary, cfg.fraction))
+    return BoundaryRun(adapter, model, last_phase(train, positions, cfg.fraction), simulated_derivation(cfg))
+
+
+def simulated_derivation(cfg: ObserveConfig) -> SimulatedDerivation | None:
+    """The configured simulated derivation: rows ``offset .. offset + rows`` of its data, or ``None``."""
+    sim = cfg.simulate_derivation
+    if not sim.data:
+        return None
+    frame = read_table(sim.data)
+    if "text" not in frame.columns:
+        raise CurationError(f"{sim.data}: missing column 'text'")
+    rows = frame.slice(sim.offset, sim.rows)
+    if rows.height < sim.rows:
+        raise CurationError(f"{sim.data}: simulated derivation needs rows {sim.offset}-{sim.offset + sim.rows - 1}, "
+                            f"the table has {frame.height}")
+    if rows["text"].null_count():
+        raise CurationError(f"{sim.data}: column 'text' is null at row {sim.offset + rows['text'].is_null().arg_true()[0]}")
+    return SimulatedDerivation(rows.select(pl.int_range(pl.len()).alias("example_id"), "text"), sim.train)
 
 
 def boundary_checkpoint(boundary: str, fraction: float) -> str:
@@ -155,5 +176,5 @@ def observe_files(paths: list[str], train: pl.DataFrame, positions: pl.DataFrame
     texts = {str(p): read_suspect_texts(p) for p in paths}
     if len(texts) != len(paths):
         raise CurationError("provenance observe: a suspect text file is listed twice")
-    run = boundary_run(cfg.boundary, train, positions, cfg.fraction) if "retrain" in cfg.methods else None
+    run = boundary_run(train, positions, cfg) if "retrain" in cfg.methods else None
     return observe_texts(texts, train, positions, cfg, run)

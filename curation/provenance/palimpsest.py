@@ -290,6 +290,21 @@ def total_loglik(adapter: ModelAdapter, model: nn.Module, texts: pl.DataFrame) -
     return float(per_row.sum()), n_tokens
 
 
+@dataclass(frozen=True)
+class SimulatedDerivation:
+    """Training that every retrained model gets before it scores the texts: ``rows`` (``example_id, text``; text
+    of the kind a derivation might train on, not the suspect's own) in row order with ``cfg``.
+
+    A suspect model derived from ours has had further training, which moves it away from every retrained model
+    alike and dilutes how much likelier its text is under the original order. Giving every retrained model a
+    derivation of its own brings them back into the suspect's neighbourhood. The same training for every model
+    keeps them exchangeable under H0, so the test stays exact.
+    """
+
+    rows: pl.DataFrame
+    cfg: OrderedTrainConfig
+
+
 def retrain_logliks(
     adapter: ModelAdapter,
     boundary_model: nn.Module,
@@ -299,16 +314,17 @@ def retrain_logliks(
     *,
     n_reshuffles: int,
     seed: int = 0,
+    derivation: SimulatedDerivation | None = None,
     finetune_on_test: bool = False,
 ) -> tuple[list[np.ndarray], list[int]]:
     """Retrain ``phase`` from ``boundary_model`` in the original row order (model 0) and ``n_reshuffles``
     seeded reshuffles (models 1..K), with the same procedure; score every text under every model.
 
-    With ``finetune_on_test`` (the authors' variant) each retrained model is first trained one epoch on the
-    text it scores (prompt + completion, in row order, with ``cfg``): a suspect derived from our run by further
-    training differs from it by that training, which this imitates for every model alike. Returns one
-    ``[K + 1, rows]`` array of per-row log-likelihoods per text, and each text's token count. Models are scored
-    as they are trained and then dropped, so K can be large.
+    With ``derivation`` every retrained model is first trained on its rows (see ``SimulatedDerivation``). With
+    ``finetune_on_test`` (the authors' variant) each retrained model is then trained one epoch on the text it
+    scores (prompt + completion, in row order, with ``cfg``). Returns one ``[K + 1, rows]`` array of per-row
+    log-likelihoods per text, and each text's token count. Models are scored as they are trained and then
+    dropped, so K can be large.
     """
     if n_reshuffles < 2:
         raise CurationError(f"retrain test: n_reshuffles={n_reshuffles} must be at least 2")
@@ -318,6 +334,8 @@ def retrain_logliks(
         for j in range(n_reshuffles + 1):
             rows = phase if j == 0 else reshuffled(phase, seed + j)
             model = train_in_order(adapter, boundary_model, rows, cfg)
+            if derivation is not None:
+                model = train_in_order(adapter, model, derivation.rows, derivation.cfg, copy_model=False)
             for i, frame in enumerate(texts):
                 scorer = train_in_order(adapter, model, as_training_rows(frame), cfg) if finetune_on_test else model
                 out[i][j], n_tokens[i] = sequence_logliks(adapter, scorer, frame)
@@ -376,6 +394,7 @@ def retrain_test(
     seed: int = 0,
     aggregate: str = "total",
     control_texts: pl.DataFrame | None = None,
+    derivation: SimulatedDerivation | None = None,
     finetune_on_test: bool = False,
 ) -> RetrainResult:
     """Retrain ``phase`` (rows in original order) from ``boundary_model`` once as is and ``n_reshuffles`` times
@@ -383,7 +402,7 @@ def retrain_test(
     optionally ``prompt``: then only the completion ``text`` is scored, in the prompt's context)."""
     frames = [suspect_texts] + ([control_texts] if control_texts is not None else [])
     lls, n_tokens = retrain_logliks(adapter, boundary_model, phase, frames, cfg, n_reshuffles=n_reshuffles, seed=seed,
-                                    finetune_on_test=finetune_on_test)
+                                    derivation=derivation, finetune_on_test=finetune_on_test)
     control = lls[1] if control_texts is not None else None
     values = model_statistic(lls[0], aggregate=aggregate, control=control)
     name = aggregate + ("+control" if control is not None else "")
