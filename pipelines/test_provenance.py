@@ -25,6 +25,15 @@ from pipelines._stage import run_stage
 STAGE = "test_provenance"
 
 
+def _simulated(cfg: TestProvenanceConfig) -> str:
+    """The report's note on test (b)'s simulated derivation, if any."""
+    sim = cfg.observe.simulate_derivation
+    if not sim.data:
+        return ""
+    return (f"; every retrained model first fine-tuned on rows {sim.offset}-{sim.offset + sim.rows - 1} of {sim.data} "
+            f"at rate {sim.train.learning_rate}, batch {sim.train.batch_size}, as a derived suspect would have been")
+
+
 def _observed(report: HTMLReport, cfg: TestProvenanceConfig, observed: pl.DataFrame, rec: RunRecorder) -> None:
     """Observational results into the report and the metrics (``observe.<text>.<method>.<field>``)."""
     report.heading("Observational tests of suspect texts").paragraph(
@@ -32,8 +41,9 @@ def _observed(report: HTMLReport, cfg: TestProvenanceConfig, observed: pl.DataFr
         f"{cfg.observe.span_chars}-character span matches per example; p_value = scipy one-sided, p_rank = "
         "permutation. retrain (b): z of the text's log-likelihood under the last phase retrained in the original "
         f"order against {cfg.observe.n_reshuffles} reshuffles (fraction {cfg.observe.fraction}, statistic "
-        f"{cfg.observe.statistic}, control {cfg.observe.control}); p_value is the '{cfg.observe.report_p}' p-value "
-        "(normal = spec's 1 - Phi(z), t = Student prediction, rank = exact with floor 1/(K+1)).")
+        f"{cfg.observe.statistic}, control {cfg.observe.control}{_simulated(cfg)}); p_value is the "
+        f"'{cfg.observe.report_p}' p-value (normal = spec's 1 - Phi(z), t = Student prediction, rank = exact with "
+        "floor 1/(K+1)).")
     report.table(observed)
     for row in observed.iter_rows(named=True):
         rec.log_metrics({f"observe.{slug(row['text_file'])}.{row['method']}.{k}": row[k]

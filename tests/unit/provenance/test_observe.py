@@ -60,6 +60,8 @@ def run(mlflow_store: Path, monkeypatch) -> Path:
         sampled = sample_texts(adapter, model, prompts, n_new=32, seed=5)
         pl.DataFrame({"prompt": prompts, "text": sampled}).write_parquet(f"{name}.parquet")
     pl.DataFrame({"text": [texts[i] for i in order[-8:]]}).write_parquet("copied.parquet")
+    other = [" ".join(rng.choice(vocab, size=7)) for _ in range(24)]  # text of our vocabulary, never trained on
+    pl.DataFrame({"text": other}).write_parquet("other.parquet")
     return mlflow_store
 
 
@@ -123,6 +125,26 @@ def test_cli_observe_prints_each_test_and_writes_the_table(run: Path) -> None:
                                    "--run", "run", "--method", "retrain"])
     assert res.exit_code != 0 and "needs boundary" in str(res.exception or res.output)
     assert "Example:" in CliRunner().invoke(cli, ["provenance", "observe", "--help"]).output
+
+
+def test_simulated_derivation_keeps_the_test_exact_and_rejects_bad_data(run: Path) -> None:
+    args = ["provenance", "observe", "--text", "derived.parquet", "--text", "independent.parquet", "--train",
+            "train.parquet", "--run", "run", "--method", "retrain", "--boundary", "run/boundary.safetensors",
+            "--fraction", str(PHASE / N), "--reshuffles", str(K), "--lr", "0.02", "--batch-size", "4",
+            "--derive-data", "other.parquet", "--derive-offset", "4", "--derive-rows", "16", "--derive-lr", "0.002",
+            "--derive-batch-size", "4", "--out", "obs.parquet"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    derived, independent = pl.read_parquet("obs.parquet").iter_rows(named=True)
+    assert derived["p_rank"] == pytest.approx(1 / (K + 1)) and derived["p_t"] < 0.05  # our model's own text
+    assert independent["p_t"] > 0.05
+    for rows, message in (("30", "other.parquet: simulated derivation needs rows 4-33, the table has 24"),):
+        bad = [a if a != "16" else rows for a in args]
+        res = CliRunner().invoke(cli, bad)
+        assert res.exit_code != 0 and message in str(res.exception or res.output)
+    pl.DataFrame({"body": ["x"] * 30}).write_parquet("notext.parquet")
+    res = CliRunner().invoke(cli, [a if a != "other.parquet" else "notext.parquet" for a in args])
+    assert res.exit_code != 0 and "notext.parquet: missing column 'text'" in str(res.exception or res.output)
 
 
 def test_suspect_text_files_are_read_or_rejected_with_the_file_named(tmp_path: Path) -> None:

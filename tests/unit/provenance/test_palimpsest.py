@@ -11,6 +11,7 @@ from scipy import stats
 from curation.errors import CurationError
 from curation.models.gpt import ByteGPTAdapter, ByteGPTConfig
 from curation.provenance.palimpsest import (
+    SimulatedDerivation,
     last_phase,
     model_statistic,
     order_test,
@@ -143,6 +144,15 @@ def test_retrain_test_original_order_retrain_reproduces_the_run():
     assert res.original_loglik == pytest.approx(expected, abs=1e-4)
     assert len(res.reshuffled_loglik) == 3 and res.n_tokens == 24  # truncated to block_size
     assert res.p_rank in (0.25, 0.5, 0.75, 1.0)
+    other = pl.DataFrame({"example_id": range(6), "text": [f"other text {i}, not from the run" for i in range(6)]})
+    derive_cfg = OrderedTrainConfig(learning_rate=3e-3, batch_size=3)
+    simulated = retrain_test(adapter, boundary, phase, texts, cfg, n_reshuffles=3,
+                             derivation=SimulatedDerivation(other, derive_cfg))
+    derived_run = train_in_order(adapter, run, other, derive_cfg)  # the original run, then the simulated derivation
+    with torch.no_grad():
+        expected = float(adapter.token_logprobs(derived_run, adapter.collate(texts)).sum())
+    assert simulated.original_loglik == pytest.approx(expected, abs=1e-4)
+    assert simulated.original_loglik != pytest.approx(res.original_loglik, abs=1e-3)
     with pytest.raises(CurationError, match="fraction=1.5"):
         last_phase(frame, positions, 1.5)
 
