@@ -115,7 +115,7 @@ def observe_cmd(texts: tuple[str, ...], train_path: str, run_dir: str, methods: 
       curate provenance observe --text suspect.parquet --train data/corpus/train.parquet --run checkpoints/lm \\
         --method overlap --method retrain --boundary checkpoints/lm/ckpt-000097.safetensors \\
         --fraction 0.05 --reshuffles 19 --lr 3e-4 --batch-size 32 --out observed.parquet \\
-        --derive-data data/corpus/val.parquet --derive-offset 200 --derive-rows 160 --derive-batch-size 16
+        --derive-data data/corpus/val.parquet --derive-offset 170 --derive-rows 160 --derive-batch-size 16
     """
     from curation.config import load
     from curation.io import read_table, write_parquet

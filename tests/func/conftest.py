@@ -21,6 +21,8 @@ FAST_PARAMS = {
     ("train_lm", "train", "eval_every"): 5,
     ("train_classifier", "train", "epochs"): 4.0,
     ("provenance_suspects", "null_models"): 2,
+    ("test_provenance", "observe", "simulate_derivation", "offset"): 0,  # the small corpus has fewer other rows
+    ("test_provenance", "observe", "simulate_derivation", "rows"): 16,
 }
 
 
