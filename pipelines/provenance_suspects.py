@@ -49,7 +49,8 @@ def main(cfg: ProvenanceSuspectsConfig) -> None:
             model = train_in_order(arch, arch.build_model(), rows, recipe, copy_model=False)
             _save(tmp, name, arch, model, -(-train.height // recipe.batch_size), recipe.learning_rate,
                   f"trained from scratch on {cfg.train_data}, seed {seed}")
-            suspects[name] = (arch, model)
+            if name == "independent":  # kept to sample its text below; the reference and the bank are only saved
+                suspects[name] = (arch, model)
         unused = other.slice(cfg.derive_rows)  # prompts the derived model was not trained on, when there are enough
         source = unused if unused.height >= cfg.text_prompts else other.tail(cfg.text_prompts)
         prompts = source["text"].str.slice(0, 16).to_list()[: cfg.text_prompts]
