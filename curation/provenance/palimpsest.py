@@ -182,6 +182,10 @@ def query_test(
     if null_losses:
         null_rho = [float(stats.spearmanr(position, frame.select(pl.col(f"null_loss_{j}") - base).to_series()).statistic)
                     for j in range(len(null_losses))]
+        undefined = [j for j, r in enumerate(null_rho) if not np.isfinite(r)]
+        if undefined:
+            raise CurationError(f"palimpsest: null model {undefined[0]} gives constant values; its rank correlation "
+                                "is undefined")
         test = exchangeable_test(-rho, -np.asarray(null_rho))
         null = NullCalibration(tuple(null_rho), test.z, test.p_t, test.p_rank)
         frame = frame.drop([f"null_loss_{j}" for j in range(len(null_losses))])

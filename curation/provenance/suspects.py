@@ -81,6 +81,9 @@ def query_suspects(
     null_models = expand_models(null_models)
     if len(null_models) == 1:
         raise CurationError(f"provenance: a null bank needs at least 2 models, got 1 ({null_models[0]})")
+    shared = [s for s in suspects if s in null_models]
+    if shared:
+        raise CurationError(f"provenance: {shared[0]} is both a suspect and in the null bank")
     train = train.join(positions.select("example_id"), on="example_id", how="semi")
     if train.height == 0:
         raise CurationError("provenance: no training row has a recorded position (example_id mismatch?)")

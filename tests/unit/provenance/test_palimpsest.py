@@ -95,6 +95,8 @@ def test_null_bank_calibrates_the_query_test_for_one_order_and_a_shared_referenc
     assert derived.summary()["n_null_models"] == 30
     with pytest.raises(CurationError, match="at least 2 models"):
         query_test(positions, bank[0], reference, null_losses=bank[:1])
+    with pytest.raises(CurationError, match="null model 1 gives constant values"):  # the reference itself: 0 - 0
+        query_test(positions, bank[0], reference, null_losses=[bank[1], reference])
 
 
 def test_query_test_rejects_ambiguous_positions():

@@ -104,7 +104,8 @@ def test_cli_provenance_and_membership(project: Path) -> None:
     assert "ours.safetensors: rho=" in res.output and "null_p_t=" in res.output and "(4 null models)" in res.output
     assert pl.read_parquet("prov.parquet")["n"][0] == 120 and pl.read_parquet("prov.parquet")["n_null_models"][0] == 4
     for bank, message in ((["other.safetensors"], "a null bank needs at least 2 models, got 1 (other.safetensors)"),
-                          (["empty"], "empty: folder holds no .safetensors checkpoint")):
+                          (["empty"], "empty: folder holds no .safetensors checkpoint"),
+                          (["nulls", "ours.safetensors"], "ours.safetensors is both a suspect and in the null bank")):
         res = CliRunner().invoke(cli, ["provenance", "query", "--train", "train.parquet", "--run", "run", "--reference",
                                        "reference.safetensors", "--suspect", "ours.safetensors",
                                        *[a for b in bank for a in ("--null-model", b)]])
