@@ -142,6 +142,11 @@ def test_simulated_derivation_keeps_the_test_exact_and_rejects_bad_data(run: Pat
         bad = [a if a != "16" else rows for a in args]
         res = CliRunner().invoke(cli, bad)
         assert res.exit_code != 0 and message in str(res.exception or res.output)
+    pl.DataFrame({"text": ["x"] * 10 + [None] + ["y"] * 19}).write_parquet("gap.parquet")
+    res = CliRunner().invoke(cli, [a if a != "other.parquet" else "gap.parquet" for a in args])
+    assert res.exit_code != 0 and "gap.parquet: column 'text' is null at row 10" in str(res.exception or res.output)
+    with pytest.raises(CurationError, match="simulate_derivation: offset must be >= 0"):
+        load(ObserveConfig, observe_params(simulate_derivation={"data": "other.parquet", "offset": -1}))
     pl.DataFrame({"body": ["x"] * 30}).write_parquet("notext.parquet")
     res = CliRunner().invoke(cli, [a if a != "other.parquet" else "notext.parquet" for a in args])
     assert res.exit_code != 0 and "notext.parquet: missing column 'text'" in str(res.exception or res.output)
