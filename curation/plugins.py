@@ -71,3 +71,60 @@ def get_plugin(group: str, name: str) -> Any:
     if entry.obj is None:
         raise PluginError(f"plugin '{name}' in {group} failed to load: {entry.error}")
     return entry.obj
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registry entry as written in params.yaml, on the command line or by a plugin: ``{name, options}``.
+
+    ``options`` are the keys of the method's ``config_cls``; unknown keys are errors that list the valid ones.
+    """
+
+    name: str
+    options: dict[str, Any]
+
+    @classmethod
+    def parse(cls, raw: Any, *, where: str = "method") -> "MethodSpec":
+        """``"tracin"`` or ``{"name": "tracin", "options": {...}}`` -> ``MethodSpec``; anything else is an error."""
+        if isinstance(raw, str):
+            return cls(raw, {})
+        if isinstance(raw, MethodSpec):
+            return raw
+        if not isinstance(raw, dict) or "name" not in raw:
+            raise PluginError(f"{where}: expected a method name or a mapping {{name, options}}, got {raw!r}")
+        extra = set(raw) - {"name", "options"}
+        if extra:
+            raise PluginError(f"{where}: unknown key '{sorted(extra)[0]}' (valid: name, options)")
+        options = raw.get("options") or {}
+        if not isinstance(options, dict):
+            raise PluginError(f"{where}.options: expected a mapping, got {type(options).__name__}")
+        return cls(str(raw["name"]), dict(options))
+
+
+def registered_names(group: str) -> list[str]:
+    """Names that load in ``group`` (for error messages and ``--help``)."""
+    return sorted(name for name, entry in _load_group(group).items() if entry.obj is not None)
+
+
+def build_method(group: str, spec: MethodSpec | str | dict[str, Any], *, where: str | None = None) -> Any:
+    """Instantiate a registered method from ``{name, options}``, loading the options strictly into its config.
+
+    The one constructor that the CLI, the DVC stages and plugins use, so a method behaves the same everywhere.
+    An unknown name lists the registered names; an unknown option lists the method's options.
+    """
+    from curation.config import load
+
+    spec = MethodSpec.parse(spec, where=where or group)
+    entries = _load_group(group)
+    if spec.name not in entries:
+        raise PluginError(
+            f"{where or group}: unknown method '{spec.name}'{did_you_mean(spec.name, registered_names(group))}"
+        )
+    cls = get_plugin(group, spec.name)
+    config_cls = getattr(cls, "config_cls", None)
+    if config_cls is None:
+        if spec.options:
+            raise PluginError(f"{where or spec.name}: method '{spec.name}' takes no options")
+        return cls()
+    options = {k: v for k, v in spec.options.items() if v is not None}
+    return cls(load(config_cls, options, where=f"{where or spec.name} options"))
