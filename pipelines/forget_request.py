@@ -1,21 +1,8 @@
-"""Stage forget_request: the demo's deletion request, a seeded sample of training ids."""
+"""The demo's ``forget_request`` stage: runs :mod:`curation.stages.forget_request` (the stage ``curate init`` gives users)."""
 
-from curation.io import read_table, write_parquet
-from curation.tracking import RunRecorder
-from curation.unlearning.config import ForgetRequestConfig
-from curation.unlearning.requests import sample_request
-from pipelines._stage import run_stage
+from curation.stages.forget_request import main, run
 
-STAGE = "forget_request"
-
-
-def main(cfg: ForgetRequestConfig) -> None:
-    with RunRecorder(STAGE, cfg) as rec:
-        request = sample_request(read_table(cfg.train_data, columns=["example_id"]), cfg.size, seed=cfg.seed)
-        write_parquet(request, cfg.out)
-        rec.log_artifact(cfg.out, "request")
-        rec.log_metrics({"forget_examples": request.height})
-
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
-    run_stage(STAGE, ForgetRequestConfig, main)
+    run()

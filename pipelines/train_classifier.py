@@ -1,30 +1,8 @@
-"""Stage train_classifier: an MLP (or logistic regression) on the noisy digits, with checkpoints."""
+"""The demo's ``train_classifier`` stage: runs :mod:`curation.stages.train_classifier` (the stage ``curate init`` gives users)."""
 
-import torch
+from curation.stages.train_classifier import main, run
 
-from curation.config.stages import TrainClassifierConfig
-from curation.io import read_table
-from curation.plugins import get_plugin
-from curation.tracking import RunRecorder
-from pipelines._stage import run_stage
-from pipelines._training import train_and_log
-
-STAGE = "train_classifier"
-
-
-def main(cfg: TrainClassifierConfig) -> None:
-    adapter = get_plugin("curation.model_adapters", cfg.adapter)(cfg.model)
-    test = read_table(cfg.test_data)
-    with RunRecorder(STAGE, cfg) as rec:
-        result = train_and_log(
-            rec, adapter, stage=STAGE, train_path=cfg.train_data, train_frame=read_table(cfg.train_data),
-            val_frame=test, train_cfg=cfg.train, out_dir=cfg.out_dir, register_as=cfg.register_as,
-        )
-        with torch.no_grad():
-            batch = adapter.collate(test)
-            accuracy = (adapter.logits(result.model, batch).argmax(-1) == batch["y"]).double().mean()
-        rec.log_metrics({"test_accuracy": float(accuracy)})
-
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
-    run_stage(STAGE, TrainClassifierConfig, main)
+    run()

@@ -1,23 +1,8 @@
-"""Stage train_lm: the byte-level GPT on the corpus, with checkpoints and training positions."""
+"""The demo's ``train_lm`` stage: runs :mod:`curation.stages.train_lm` (the stage ``curate init`` gives users)."""
 
-from curation.config.stages import TrainLMConfig
-from curation.io import read_table
-from curation.models.gpt import ByteGPTAdapter
-from curation.tracking import RunRecorder
-from pipelines._stage import run_stage
-from pipelines._training import train_and_log
+from curation.stages.train_lm import main, run
 
-STAGE = "train_lm"
-
-
-def main(cfg: TrainLMConfig) -> None:
-    with RunRecorder(STAGE, cfg) as rec:
-        train_and_log(
-            rec, ByteGPTAdapter(cfg.model), stage=STAGE, train_path=cfg.train_data,
-            train_frame=read_table(cfg.train_data), val_frame=read_table(cfg.val_data),
-            train_cfg=cfg.train, out_dir=cfg.out_dir, register_as=cfg.register_as,
-        )
-
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
-    run_stage(STAGE, TrainLMConfig, main)
+    run()

@@ -1,35 +1,8 @@
-"""Stage unlearn: apply an approximate unlearning operator (IAU, gradient ascent / difference) to the original
-model for the forget request; the result is a new checkpoint, optionally a new registered model version."""
+"""The demo's ``unlearn`` stage: runs :mod:`curation.stages.unlearn` (the stage ``curate init`` gives users)."""
 
-from curation.io import read_table
-from curation.models.registered import write_registered
-from curation.tracking import RunRecorder
-from curation.unlearning.config import UnlearnStageConfig
-from curation.unlearning.loading import load_model, resolve_checkpoint
-from curation.unlearning.operators import save_unlearned, unlearn
-from curation.unlearning.requests import read_request, split_forget_retain
-from pipelines._stage import run_stage
+from curation.stages.unlearn import main, run
 
-STAGE = "unlearn"
-
-
-def main(cfg: UnlearnStageConfig) -> None:
-    adapter, model = load_model(cfg.original)
-    train = read_table(cfg.train_data)
-    forget, retain = split_forget_retain(train, read_request(cfg.request, train))
-    with RunRecorder(STAGE, cfg) as rec:
-        result = unlearn(adapter, model, forget, retain, cfg.unlearn)
-        save_unlearned(cfg.out, adapter, result, cfg.unlearn, base=str(resolve_checkpoint(cfg.original)))
-        rec.log_metrics({"forget_examples": forget.height, "retain_examples": retain.height,
-                         "unlearn_seconds": result.seconds})
-        if cfg.register_as:
-            from curation.tracking.registry import register_checkpoint
-
-            tags = {"curation.stage": STAGE, "unlearning.method": cfg.unlearn.method}
-            version = register_checkpoint(cfg.out, cfg.register_as, tags=tags)
-            write_registered(cfg.out, f"models:/{cfg.register_as}/{version}")
-            rec.set_tags({"curation.registered_model": f"models:/{cfg.register_as}/{version}"})
-
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
-    run_stage(STAGE, UnlearnStageConfig, main)
+    run()

@@ -1,42 +1,8 @@
-"""Stage validate_data: every input table against its data contract (Great Expectations)."""
+"""The demo's ``validate_data`` stage: runs :mod:`curation.stages.validate_data` (the stage ``curate init`` gives users)."""
 
-from pathlib import Path
+from curation.stages.validate_data import main, run
 
-import polars as pl
-
-from curation.config.stages import ValidateDataConfig
-from curation.io import write_json
-from curation.reports import HTMLReport, bar_plot
-from curation.tracking import RunRecorder
-from curation.validation import CONTRACTS, validate_table
-from pipelines._stage import run_stage
-
-STAGE = "validate_data"
-
-
-def main(cfg: ValidateDataConfig) -> None:
-    with RunRecorder(STAGE, cfg) as rec:
-        reports = []
-        for spec in cfg.tables:
-            label_range = (0, spec.n_classes - 1) if spec.n_classes else None
-            try:
-                _, report = validate_table(spec.path, CONTRACTS[spec.contract], label_range=label_range)
-            except Exception as exc:
-                rec.log_dict({"table": spec.path, "error": str(exc)}, "validation/failure.json")
-                raise
-            reports.append(report.to_dict())
-        write_json({"tables": reports, "config_hash": rec.config_hash}, cfg.report)
-        rec.log_artifact(cfg.report, "validation")
-        report = HTMLReport("validate_data: data contracts", subtitle=f"run {rec.run_id}")
-        png = bar_plot({Path(r["source"]).name: r["rows"] for r in reports}, Path("plots") / STAGE / "rows.png",
-                       title="rows validated per table", ylabel="rows")
-        rec.log_artifact(png, "plots")
-        report.image(png)
-        for r in reports:
-            report.heading(f"{r['source']} ({r['contract']}, {r['rows']} rows)").table(pl.DataFrame(r["expectations"]))
-        rec.log_report(report.render())
-        rec.log_metrics({"tables_validated": len(reports), "rows_validated": sum(r["rows"] for r in reports)})
-
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
-    run_stage(STAGE, ValidateDataConfig, main)
+    run()

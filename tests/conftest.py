@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+TEST_SEED = 0
+
+
+@pytest.fixture(autouse=True)
+def seed_everything() -> None:
+    """Every test starts from the same global RNG state (torch, numpy, random), so a fresh clone's run of one test
+    in isolation, in any order or under xdist, sees the same numbers as CI."""
+    random.seed(TEST_SEED)
+    np.random.seed(TEST_SEED)
+    torch.manual_seed(TEST_SEED)
 
 
 @pytest.fixture

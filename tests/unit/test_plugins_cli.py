@@ -43,7 +43,7 @@ def test_init_adds_missing_blocks_and_keeps_existing(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     dvc = yaml.safe_load((tmp_path / "dvc.yaml").read_text())
     assert dvc["stages"]["train"] == {"cmd": "python train.py"}
-    assert dvc["stages"]["validate_data"]["cmd"] == "python -m pipelines.validate_data"
+    assert dvc["stages"]["validate_data"]["cmd"] == "python -m curation.stages.validate_data"
     assert "# tuned" in (tmp_path / "params.yaml").read_text()
     assert "# my pipeline" in (tmp_path / "dvc.yaml").read_text()
     again = CliRunner().invoke(cli, ["init", "--dir", str(tmp_path)])

@@ -1,4 +1,6 @@
-"""Registry of built-in stage names -> their config dataclass (lazily imported), for the CLI and hooks."""
+"""The built-in DVC stages, one module each: ``python -m curation.stages.<stage>`` runs the ``<stage>`` block of
+params.yaml (what ``curate init`` writes into a user's dvc.yaml). ``STAGE_CONFIGS`` maps stage names to their
+config dataclass (lazily imported), for the CLI and hooks."""
 
 from __future__ import annotations
 
