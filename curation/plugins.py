@@ -84,7 +84,7 @@ class MethodSpec:
     options: dict[str, Any]
 
     @classmethod
-    def parse(cls, raw: Any, *, where: str = "method") -> "MethodSpec":
+    def parse(cls, raw: Any, *, where: str = "method") -> MethodSpec:
         """``"tracin"`` or ``{"name": "tracin", "options": {...}}`` -> ``MethodSpec``; anything else is an error."""
         if isinstance(raw, str):
             return cls(raw, {})
@@ -94,7 +94,7 @@ class MethodSpec:
             raise PluginError(f"{where}: expected a method name or a mapping {{name, options}}, got {raw!r}")
         extra = set(raw) - {"name", "options"}
         if extra:
-            raise PluginError(f"{where}: unknown key '{sorted(extra)[0]}' (valid: name, options)")
+            raise PluginError(f"{where}: unknown key '{min(extra)}' (valid: name, options)")
         options = raw.get("options") or {}
         if not isinstance(options, dict):
             raise PluginError(f"{where}.options: expected a mapping, got {type(options).__name__}")

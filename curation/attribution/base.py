@@ -126,3 +126,14 @@ class Scorer(Protocol):
 
     def score(self, context: ScoringContext) -> ScoreResult:
         """Train x query scores and self-influence for the context's tables."""
+
+    def self_influence(self, context: ScoringContext) -> np.ndarray:
+        """Self-influence ``[n_train]`` only (label-error ranking); may be cheaper than a full ``score``."""
+
+
+class SelfInfluenceFromScore:
+    """Mixin for scorers whose self-influence comes out of a full ``score`` (influence functions)."""
+
+    def self_influence(self, context: ScoringContext) -> np.ndarray:
+        """Self-influence from ``score`` on the context's tables."""
+        return np.asarray(self.score(context).self_influence)

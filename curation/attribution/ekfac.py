@@ -19,7 +19,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
-from curation.attribution.base import ScoreResult, ScoringContext
+from curation.attribution.base import ScoreResult, ScoringContext, SelfInfluenceFromScore
 from curation.attribution.ekfac_factors import EKFACFactors, fit_ekfac
 from curation.attribution.tfidf import tfidf_candidates
 from curation.gradients.linear_capture import LinearCapture
@@ -63,7 +63,7 @@ class _Preconditioned:
     v: torch.Tensor | None = None  # [m, in, r]
 
 
-class EKFACInfluence:
+class EKFACInfluence(SelfInfluenceFromScore):
     """Scorer ``ekfac``."""
 
     name: ClassVar[str] = "ekfac"

@@ -2,9 +2,8 @@
 from the model's own predictive distribution) and the Gauss-Newton matrix of softmax cross-entropy.
 
 An example's loss is read as ``Σ_t w_t · CE(logits_t, y_t)``; the two built-in output types are recognised from
-the batch: class logits (``adapter.logits`` + label key ``y``; one position, ``w = 1``) and next-token prediction
-(``input_ids``, ``targets``, ``target_mask``; ``w_t = mask_t / Σ mask``, the mean token NLL of the byte GPT
-adapter). An adapter with another output type may provide ``softmax_outputs(model, batch) -> (logits, weights)``.
+the adapter's kind: a classifier adapter's class logits (label key ``y``; one position, ``w = 1``) and a causal-LM
+adapter's next-token logits (``w_t = mask_t / Σ mask``, the mean token NLL that both built-in LM adapters train on).
 """
 
 from __future__ import annotations
@@ -14,24 +13,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from curation.errors import CurationError
-from curation.models.base import Batch, ModelAdapter
+from curation.models.base import Batch, ModelAdapter, require_kind
 
 
 def softmax_outputs(adapter: ModelAdapter, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logits [B, ..., K], weights [B, ...])`` with example loss ``Σ weights · CE(logits, labels)``."""
-    custom = getattr(adapter, "softmax_outputs", None)
-    if custom is not None:
-        return custom(model, batch)
-    if "y" in batch and hasattr(adapter, "logits"):
+    if adapter.kind == "classifier":
+        if "y" not in batch:
+            raise CurationError(f"adapter '{adapter.name}': the Fisher/Gauss-Newton curvature needs labelled rows")
         logits = adapter.logits(model, batch)
         return logits, torch.ones(logits.shape[0], dtype=logits.dtype, device=logits.device)
-    if {"input_ids", "targets", "target_mask"} <= batch.keys():
-        mask = batch["target_mask"]
-        return model(batch["input_ids"]).float(), mask / mask.sum(-1, keepdim=True).clamp_min(1.0)
-    raise CurationError(
-        f"adapter '{getattr(adapter, 'name', type(adapter).__name__)}' has no recognised softmax output: use "
-        "fisher: empirical / curvature: hessian, or give the adapter a softmax_outputs(model, batch) method"
-    )
+    require_kind(adapter, "causal_lm", what="the Fisher/Gauss-Newton curvature (use fisher: empirical instead)")
+    mask = batch["target_mask"]
+    return adapter.logits(model, batch).float(), mask / mask.sum(-1, keepdim=True).clamp_min(1.0)
 
 
 def sampled_example_losses(

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from curation.attribution.base import ScoreResult, ScoringContext
+from curation.attribution.base import ScoreResult, ScoringContext, SelfInfluenceFromScore
 from curation.attribution.ihvp import Solver, score_with_solver
 from curation.attribution.objective import TrainingObjective
 from curation.errors import CurationError
@@ -72,7 +72,7 @@ def conjugate_gradient(
     return x, it, float((rs.sqrt() / norm_b).max())
 
 
-class CGInfluence:
+class CGInfluence(SelfInfluenceFromScore):
     """Scorer ``influence_cg``: conjugate gradient on Hessian-vector products."""
 
     name: ClassVar[str] = "influence_cg"

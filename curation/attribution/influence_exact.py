@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from curation.attribution.base import ScoreResult, ScoringContext
+from curation.attribution.base import ScoreResult, ScoringContext, SelfInfluenceFromScore
 from curation.attribution.ihvp import Solver, score_with_solver
 from curation.attribution.objective import TrainingObjective
 from curation.errors import CurationError
@@ -53,7 +53,7 @@ def damped_inverse_solver(hessian: torch.Tensor, damping: float) -> tuple[Solver
     return solve, float(evals.min())
 
 
-class ExactInfluence:
+class ExactInfluence(SelfInfluenceFromScore):
     """Scorer ``influence_exact``: explicit damped Hessian of the training objective."""
 
     name: ClassVar[str] = "influence_exact"

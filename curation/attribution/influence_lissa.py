@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from curation.attribution.base import ScoreResult, ScoringContext
+from curation.attribution.base import ScoreResult, ScoringContext, SelfInfluenceFromScore
 from curation.attribution.ihvp import Solver, score_with_solver
 from curation.attribution.objective import TrainingObjective
 from curation.errors import CurationError
@@ -60,7 +60,7 @@ def top_eigenvalue(objective: TrainingObjective, *, iters: int = 30, seed: int =
     return abs(value)
 
 
-class LiSSAInfluence:
+class LiSSAInfluence(SelfInfluenceFromScore):
     """Scorer ``influence_lissa``: stochastic recursion with damping and scale."""
 
     name: ClassVar[str] = "influence_lissa"

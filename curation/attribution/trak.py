@@ -102,7 +102,7 @@ class TRAKScorer:
         """The resolved model output: ``margin`` or ``loss``."""
         if self.config.output != "auto":
             return self.config.output
-        return "margin" if hasattr(ctx.adapter, "logits") and "label" in ctx.train.columns else "loss"
+        return "margin" if ctx.adapter.kind == "classifier" and "label" in ctx.train.columns else "loss"
 
     def _features(self, ctx: ScoringContext, frame, split: str, target: str) -> list[tuple[np.ndarray, np.ndarray]]:
         cfg = FeaturizeConfig(target=target, modules=ctx.modules or (), projection=self.config.projection,

@@ -55,7 +55,5 @@ def read_examples(path: str, *, what: str, adapter: Any) -> pl.DataFrame:
 
 
 def self_influence(scorer: Any, context: ScoringContext) -> np.ndarray:
-    """Self-influence from the scorer's dedicated method when it has one, else from a full ``score``."""
-    if hasattr(scorer, "self_influence"):
-        return np.asarray(scorer.self_influence(context))
-    return np.asarray(scorer.score(context).self_influence)
+    """Self-influence of every training row from the scorer (every ``Scorer`` has ``self_influence``)."""
+    return np.asarray(scorer.self_influence(context))

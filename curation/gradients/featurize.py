@@ -26,7 +26,7 @@ from curation.gradients.kronecker import KroneckerProjector
 from curation.gradients.per_example import per_example_gradients, tracked_parameters
 from curation.gradients.projection import ProjectionConfig, Projector
 from curation.gradients.store import GradientStore
-from curation.models.base import Batch, ModelAdapter, adapter_model_config
+from curation.models.base import Batch, ModelAdapter, adapter_model_config, require_kind
 from curation.progress import progress_bar
 
 Target = Literal["loss", "measurement", "margin"]
@@ -49,8 +49,9 @@ class FeaturizeConfig:
 
 def margin(adapter: ModelAdapter, model: nn.Module, batch: Batch) -> torch.Tensor:
     """TRAK's classification output ``logit_y - logsumexp_{j != y} logit_j`` (= log p/(1-p)), per example."""
-    if not hasattr(adapter, "logits") or "y" not in batch:
-        raise CurationError(f"target 'margin' needs a classifier adapter with logits and labels ({adapter.name})")
+    require_kind(adapter, "classifier", what="target 'margin'")
+    if "y" not in batch:
+        raise CurationError(f"target 'margin' needs labelled rows (adapter '{adapter.name}')")
     logits = adapter.logits(model, batch)
     true = logits.gather(-1, batch["y"].unsqueeze(-1)).squeeze(-1)
     others = logits.scatter(-1, batch["y"].unsqueeze(-1), float("-inf"))

@@ -58,6 +58,7 @@ def features_matrix(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray
 
 
 class _TabularAdapter:
+    kind: ClassVar[str] = "classifier"
     config_cls: ClassVar[type] = ClassifierConfig
 
     def __init__(self, config: ClassifierConfig | None = None) -> None:
@@ -75,6 +76,7 @@ class _TabularAdapter:
         return batch
 
     def logits(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Class logits ``[batch, n_classes]``."""
         return model(batch["x"])
 
     def example_losses(self, model: nn.Module, batch: Batch) -> torch.Tensor:

@@ -108,6 +108,7 @@ class ByteGPTAdapter:
     """Adapter for ``ByteGPT``: rows with a ``text`` column; loss = mean next-byte NLL per row."""
 
     name: ClassVar[str] = "byte_gpt"
+    kind: ClassVar[str] = "causal_lm"
     config_cls: ClassVar[type] = ByteGPTConfig
 
     def __init__(self, config: ByteGPTConfig | None = None) -> None:
@@ -119,6 +120,14 @@ class ByteGPTAdapter:
     def collate(self, frame: pl.DataFrame) -> Batch:
         ids, mask = encode_texts(frame["text"].to_list(), self.config.block_size + 1)
         return {"input_ids": ids[:, :-1], "targets": ids[:, 1:], "target_mask": mask[:, 1:]}
+
+    def logits(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Next-byte logits ``[batch, time, 256]``."""
+        return model(batch["input_ids"])
+
+    def input_embeddings(self, model: nn.Module) -> torch.Tensor:
+        """The byte embedding matrix ``[256, d_model]``."""
+        return model.tok.weight
 
     def token_logprobs(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Log-probability of each target byte, shape ``[batch, time]`` (zero where masked)."""

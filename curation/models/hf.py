@@ -65,6 +65,7 @@ class HFCausalLMAdapter:
     """Adapter for ``transformers.AutoModelForCausalLM``: loss = mean next-token NLL per row."""
 
     name: ClassVar[str] = "hf_causal_lm"
+    kind: ClassVar[str] = "causal_lm"
     config_cls: ClassVar[type] = HFCausalLMConfig
 
     def __init__(self, config: HFCausalLMConfig) -> None:
@@ -116,6 +117,10 @@ class HFCausalLMAdapter:
         """Next-token logits ``[batch, time, vocab]``."""
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long())
         return out.logits
+
+    def input_embeddings(self, model: nn.Module) -> torch.Tensor:
+        """The token embedding matrix ``[vocab, d_model]``."""
+        return model.get_input_embeddings().weight
 
     def token_logprobs(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Log-probability of each target token, ``[batch, time]`` (zero where masked)."""

@@ -9,9 +9,9 @@ import polars as pl
 from curation.config.stages import BuildReportConfig
 from curation.io import read_table
 from curation.reports import HTMLReport, bar_plot, line_plot
+from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.tracking.recorder import latest_stage_runs
-from curation.stages._stage import run_stage
 
 STAGE = "build_report"
 

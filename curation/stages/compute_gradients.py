@@ -9,9 +9,9 @@ from pathlib import Path
 
 from curation.errors import StoreMismatchError
 from curation.gradients.config import ComputeGradientsConfig
-from curation.tracking import RunRecorder
 from curation.stages import _influence
 from curation.stages._stage import run_stage
+from curation.tracking import RunRecorder
 
 STAGE = "compute_gradients"
 log = logging.getLogger(STAGE)

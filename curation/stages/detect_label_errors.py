@@ -13,9 +13,9 @@ from curation.selection import SelfInfluenceSelector, write_filtered
 from curation.selection.config import DetectLabelErrorsConfig
 from curation.selection.detection import detection_metrics, pr_curve
 from curation.selection.model_tags import label_error_rate, tag_label_error_rate
-from curation.tracking import RunRecorder
 from curation.stages import _influence
 from curation.stages._stage import run_stage
+from curation.tracking import RunRecorder
 
 STAGE = "detect_label_errors"
 

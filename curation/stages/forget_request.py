@@ -1,10 +1,10 @@
 """Stage forget_request: the demo's deletion request, a seeded sample of training ids."""
 
 from curation.io import read_table, write_parquet
+from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.unlearning.config import ForgetRequestConfig
 from curation.unlearning.requests import sample_request
-from curation.stages._stage import run_stage
 
 STAGE = "forget_request"
 

@@ -9,8 +9,8 @@ from curation.io import read_table
 from curation.mixture.config import OptimizeMixtureConfig
 from curation.mixture.optimize import load_checkpoint_model, optimize_mixture
 from curation.mixture.record import record_round
-from curation.tracking import RunRecorder
 from curation.stages._stage import run_stage
+from curation.tracking import RunRecorder
 
 STAGE = "optimize_mixture"
 

@@ -9,8 +9,8 @@ from curation.data.corpus import build_corpus
 from curation.data.digits import build_digits
 from curation.io import write_parquet
 from curation.reports import HTMLReport, bar_plot
-from curation.tracking import RunRecorder
 from curation.stages._stage import run_stage
+from curation.tracking import RunRecorder
 
 STAGE = "prepare_data"
 

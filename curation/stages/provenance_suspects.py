@@ -17,8 +17,8 @@ from curation.models.gpt import ByteGPTAdapter
 from curation.provenance.config import ProvenanceSuspectsConfig
 from curation.provenance.generate import sample_texts
 from curation.provenance.retrain import train_in_order
-from curation.tracking import RunRecorder
 from curation.stages._stage import run_stage
+from curation.tracking import RunRecorder
 
 STAGE = "provenance_suspects"
 

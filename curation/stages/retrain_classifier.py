@@ -10,9 +10,9 @@ from curation.io import read_table
 from curation.io.params import load_stage_params
 from curation.plugins import get_plugin
 from curation.selection.config import RetrainClassifierConfig
-from curation.tracking import RunRecorder
 from curation.stages._stage import run_stage
 from curation.stages._training import train_and_log
+from curation.tracking import RunRecorder
 
 STAGE = "retrain_classifier"
 

@@ -11,9 +11,9 @@ from curation.gradients.config import ScoreInfluenceConfig
 from curation.gradients.jobs import save_scores
 from curation.io import read_table
 from curation.reports import HTMLReport, histogram
-from curation.tracking import RunRecorder
 from curation.stages import _influence
 from curation.stages._stage import run_stage
+from curation.tracking import RunRecorder
 
 STAGE = "score_influence"
 

@@ -18,9 +18,9 @@ from curation.provenance.suspects import (
     summary_frame,
 )
 from curation.reports import HTMLReport, line_plot
+from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.training.outputs import read_positions
-from curation.stages._stage import run_stage
 
 STAGE = "test_provenance"
 

@@ -5,9 +5,9 @@ import torch
 from curation.config.stages import TrainClassifierConfig
 from curation.io import read_table
 from curation.plugins import get_plugin
-from curation.tracking import RunRecorder
 from curation.stages._stage import run_stage
 from curation.stages._training import train_and_log
+from curation.tracking import RunRecorder
 
 STAGE = "train_classifier"
 

@@ -3,9 +3,9 @@
 from curation.config.stages import TrainLMConfig
 from curation.io import read_table
 from curation.models.gpt import ByteGPTAdapter
-from curation.tracking import RunRecorder
 from curation.stages._stage import run_stage
 from curation.stages._training import train_and_log
+from curation.tracking import RunRecorder
 
 STAGE = "train_lm"
 

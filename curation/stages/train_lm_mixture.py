@@ -13,9 +13,9 @@ from curation.mixture.mixture_file import read_mixture
 from curation.mixture.optimize import load_checkpoint_model
 from curation.models.gpt import ByteGPTAdapter
 from curation.reports import line_plot
+from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.training.outputs import train_into
-from curation.stages._stage import run_stage
 
 STAGE = "train_lm_mixture"
 

@@ -3,12 +3,12 @@ model for the forget request; the result is a new checkpoint, optionally a new r
 
 from curation.io import read_table
 from curation.models.registered import write_registered
+from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.unlearning.config import UnlearnStageConfig
 from curation.unlearning.loading import load_model, resolve_checkpoint
 from curation.unlearning.operators import save_unlearned, unlearn
 from curation.unlearning.requests import read_request, split_forget_retain
-from curation.stages._stage import run_stage
 
 STAGE = "unlearn"
 

@@ -9,11 +9,11 @@ from curation.io import read_table
 from curation.io.params import load_stage_params
 from curation.models.registered import write_registered
 from curation.plugins import get_plugin
+from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.unlearning.config import UnlearnRetrainConfig
 from curation.unlearning.operators import UnlearnConfig, save_unlearned, unlearn
 from curation.unlearning.requests import read_request, split_forget_retain
-from curation.stages._stage import run_stage
 
 STAGE = "unlearn_retrain"
 

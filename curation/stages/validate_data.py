@@ -7,9 +7,9 @@ import polars as pl
 from curation.config.stages import ValidateDataConfig
 from curation.io import write_json
 from curation.reports import HTMLReport, bar_plot
+from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.validation import CONTRACTS, validate_table
-from curation.stages._stage import run_stage
 
 STAGE = "validate_data"
 

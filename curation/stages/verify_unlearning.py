@@ -3,13 +3,13 @@ an MLflow run (report, evidence tables) and set as tags on the examined model ve
 
 from curation.io import read_table
 from curation.models.registered import registered_uri
+from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.unlearning.config import VerifyUnlearningConfig
 from curation.unlearning.loading import load_model, same_architecture
 from curation.unlearning.publish import record_verification
 from curation.unlearning.requests import read_request, split_forget_retain
 from curation.unlearning.verify import UnlearningCheck, UnlearningInputs
-from curation.stages._stage import run_stage
 
 STAGE = "verify_unlearning"
 

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from curation.models.base import Batch, ModelAdapter
-from curation.models.gpt import ByteGPTAdapter
 from curation.provenance.membership import distribution_moments, n_lowest
 
 SCORES = ("loss", "min_k", "min_k_pp")
@@ -27,10 +26,9 @@ def next_token_logprobs(
     adapter: ModelAdapter, model: nn.Module, batch: Batch
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """``(log_probs [B,T,V], targets [B,T], mask [B,T])`` for adapters whose output is a distribution, else None."""
-    if isinstance(adapter, ByteGPTAdapter):
-        logp = torch.log_softmax(model(batch["input_ids"]).double(), dim=-1)
-        return logp, batch["targets"], batch["target_mask"]
-    if callable(getattr(adapter, "logits", None)) and "y" in batch:  # tabular classifiers
+    if adapter.kind == "causal_lm":
+        return adapter.token_distributions(model, batch), batch["targets"], batch["target_mask"]
+    if adapter.kind == "classifier" and "y" in batch:
         logp = torch.log_softmax(adapter.logits(model, batch).double(), dim=-1)
         return logp[:, None, :], batch["y"][:, None], torch.ones(batch["y"].shape[0], 1)
     return None

@@ -23,8 +23,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from curation.errors import CurationError
 from curation.models.base import Batch, ModelAdapter
-from curation.models.gpt import ByteGPTAdapter
 from curation.progress import progress_bar
 
 SPLITS = ("forget", "retain", "holdout")
@@ -62,21 +62,21 @@ def perturb(
     adapter: ModelAdapter, model: nn.Module, batch: Batch, cfg: RemindConfig, gen: torch.Generator
 ) -> tuple[Batch, torch.Tensor]:
     """One neighbour of every row of ``batch`` and its distance (text: fraction of bytes changed; tabular: L2)."""
-    if isinstance(adapter, ByteGPTAdapter):
-        table = nearest_tokens(model.tok.weight.detach().float(), cfg.top_k)
+    if adapter.kind == "causal_lm":
+        table = nearest_tokens(adapter.input_embeddings(model).detach().float(), cfg.top_k)
         targets, mask = batch["targets"], batch["target_mask"]
         chosen = (torch.rand(targets.shape, generator=gen) < cfg.replace_fraction) & (mask > 0)
         pick = torch.randint(cfg.top_k, targets.shape, generator=gen)
         new_targets = torch.where(chosen, table[targets, pick], targets)
         full = torch.cat([batch["input_ids"][:, :1], new_targets], dim=1)
         changed = (new_targets != targets).float().sum(-1) / mask.sum(-1).clamp_min(1)
-        return {"input_ids": full[:, :-1], "targets": new_targets, "target_mask": mask}, changed
-    if "x" in batch:
+        return {**batch, "input_ids": full[:, :-1], "targets": new_targets}, changed
+    if adapter.kind == "classifier":
         x = batch["x"]
         chosen = (torch.rand(x.shape, generator=gen) < cfg.replace_fraction).to(x.dtype)
         noise = torch.randn(x.shape, generator=gen).to(x.dtype) * cfg.noise_scale * chosen
         return {**batch, "x": x + noise}, noise.norm(dim=-1)
-    raise TypeError(f"REMIND has no neighbourhood for adapter '{adapter.name}' (needs byte_gpt or a tabular adapter)")
+    raise CurationError(f"REMIND has no neighbourhood for adapter '{adapter.name}' (needs a causal_lm or classifier adapter)")
 
 
 @torch.no_grad()

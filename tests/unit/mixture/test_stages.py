@@ -66,8 +66,10 @@ def test_optimize_then_train_on_the_new_mixture(project: Path) -> None:
     assert "Additivity check" in (report / "report.html").read_text()
     metrics = json.loads(Path("metrics/optimize_mixture.json").read_text())
     assert metrics["weight_code"] == pytest.approx(weights["code"], abs=1e-5) and "val_loss_code" in metrics
-    # the default check realises 8 mixtures; on this tiny GPT the mixed samples' influence is still additive
-    assert metrics["additivity_mixtures"] == 8 and metrics["additivity_pearson_code"] > 0.8
+    # the default check realises 8 mixtures and reports their Pearson. Its value is not a property of the stage:
+    # on this 1-layer GPT at 512 tokens per domain it ranged 0.10-0.95 over seeds 0-19 (0.02-0.93 at 2048), so
+    # this test checks that it is measured and reported; test_additivity.py checks additivity on ground truth.
+    assert metrics["additivity_mixtures"] == 8 and -1.0 <= metrics["additivity_pearson_code"] <= 1.0
     assert pl.read_parquet(report / "additivity.parquet").height == 8
 
     write_mixture({"code": 0.0, "licenses": 1.0, "package_docs": 0.0}, "mixture.yaml")  # a mixture change
