@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 GROUPS = (
     "curation.model_adapters",
     "curation.scorers",
+    "curation.membership_scores",
     "curation.selectors",
     "curation.checks",
     "curation.mixture_optimizers",

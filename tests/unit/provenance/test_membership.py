@@ -168,4 +168,4 @@ def test_bad_inputs_name_the_problem(fixed):
 
 def test_scorers_are_registered_plugins():
     for name in mb.SCORERS:
-        assert get_plugin("curation.scorers", f"membership_{name}") is getattr(mb, f"{name}_score")
+        assert get_plugin("curation.membership_scores", name) is getattr(mb, f"{name}_score")
