@@ -2,21 +2,35 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+PIP_VERSION := 26.3
+EXTRAS := dev,gbdt,hf,ray,selection
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: demo test setup ui clean-demo
+.PHONY: demo test setup lock ui clean-demo
 
 setup: $(STAMP)
 
-# torch==2.13.0 first: it resolves to the local CPU build, so no multi-GB CUDA build is pulled.
-$(STAMP): pyproject.toml Makefile
+# Installs exactly what requirements.lock pins (CI and a fresh clone get the same versions), then the project itself
+# without dependencies. torch==2.13.0 first: it resolves to the local CPU build, so no multi-GB CUDA build is pulled.
+$(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q pip==$(PIP_VERSION)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,gbdt,hf,ray]"
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# Re-resolve pyproject.toml's dependencies (all extras) in a scratch venv and pin the result in requirements.lock.
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q pip==$(PIP_VERSION) && .lock-venv/bin/python -m pip install -q torch==2.13.0
+	.lock-venv/bin/python -m pip install -q -e ".[$(EXTRAS)]"
+	{ echo "# Pinned by 'make lock' from pyproject.toml extras [$(EXTRAS)] on Python 3.11 (CPU torch). Do not edit by hand."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable; } > requirements.lock
+	rm -rf .lock-venv
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro

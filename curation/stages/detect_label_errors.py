@@ -7,12 +7,14 @@ from pathlib import Path
 import polars as pl
 
 from curation.io import read_table, write_parquet
+from curation.issue_tables import dataset_summary, issue_table
 from curation.models.registered import registered_uri
 from curation.reports import HTMLReport, histogram, line_plot
 from curation.selection import SelfInfluenceSelector, write_filtered
 from curation.selection.config import DetectLabelErrorsConfig
 from curation.selection.detection import detection_metrics, pr_curve
 from curation.selection.model_tags import label_error_rate, tag_label_error_rate
+from curation.selection.self_influence import REASON
 from curation.stages import _influence
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
@@ -33,6 +35,12 @@ def main(cfg: DetectLabelErrorsConfig) -> None:
         selection = selector.select(scores)
         manifest = write_filtered(job.train_data, selection, cfg.out_dir, selector=selector.name, config=cfg.selector)
         write_parquet(selection, report_dir / "selection.parquet")
+        issues = issue_table(selection["example_id"], selection["score"], issue="label",
+                             flagged=~selection["keep"].to_numpy() if cfg.selector.action == "drop"
+                             else (selection["reason"] == REASON).to_numpy())
+        summary_row = dataset_summary(issues, issue="label", method="tracin_self_influence")
+        write_parquet(issues, report_dir / "label_issues.parquet")
+        write_parquet(summary_row, report_dir / "summary.parquet")
         report = HTMLReport("Label errors by TracIn self-influence", subtitle=f"{job.train_data}")
         report.key_values({k: manifest[k] for k in ("rows_in", "kept", "dropped", "config_hash", "source_digest")})
         summary = {"rows_in": manifest["rows_in"], "kept": manifest["kept"], "dropped": manifest["dropped"],
@@ -66,6 +74,8 @@ def main(cfg: DetectLabelErrorsConfig) -> None:
         rec.log_artifact(plots, "plots")
         rec.log_artifact(Path(cfg.out_dir) / "manifest.json", "datasets")
         rec.log_frame(selection, "scores/selection.parquet")
+        rec.log_frame(issues, "scores/label_issues.parquet")
+        rec.log_frame(summary_row, "scores/summary.parquet")
         rec.log_frame(read_table(Path(cfg.out_dir) / "filtered.parquet"), "datasets/filtered.parquet")
 
 
