@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from curation.config.stages import ValidateDataConfig
-from pipelines import validate_data
-from pipelines._stage import run_stage
+from curation.stages import validate_data
+from curation.stages._stage import run_stage
 
 GOOD = pl.DataFrame({"example_id": ["a", "b", "c"], "features": [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], "label": [0, 1, 2]})
 
@@ -100,7 +100,7 @@ def test_non_utf8_csv(project: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_unknown_params_key(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _project(project, "t.parquet", {"reprot": "x.json"})
     err = _run_expecting_error(capsys)
-    assert err == "error: params.yaml:validate_data: unknown key 'reprot'; did you mean 'report'?"
+    assert err == "error: params.yaml:validate_data: unknown key 'reprot'; did you mean 'report'? (valid: report, tables)"
 
 
 def test_failed_stage_run_is_marked_failed(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,10 +116,10 @@ def test_failed_stage_run_is_marked_failed(project: Path, capsys: pytest.Capture
 
 
 def test_real_process_exit_status(project: Path) -> None:
-    """The same error through a real `python -m pipelines.validate_data` process."""
+    """The same error through a real `python -m curation.stages.validate_data` process."""
     (project / "t.parquet").write_bytes(b"")
     repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-m", "pipelines.validate_data"], cwd=project, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "curation.stages.validate_data"], cwd=project, capture_output=True,
                           text=True, env={**__import__("os").environ, "PYTHONPATH": str(repo)}, timeout=300, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "error: t.parquet: file is empty"

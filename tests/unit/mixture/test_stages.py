@@ -49,7 +49,7 @@ def project(tiny_lm_files: Path, tmp_path: Path, mlflow_store: Path, monkeypatch
 
 
 def test_optimize_then_train_on_the_new_mixture(project: Path) -> None:
-    from pipelines import optimize_mixture, train_lm_mixture
+    from curation.stages import optimize_mixture, train_lm_mixture
 
     opt = load(OptimizeMixtureConfig, {"train_data": "data/train.parquet", "val_data": "data/val.parquet",
                                        "influence": {"tokens_per_domain": 512, "tasks": ["code"],

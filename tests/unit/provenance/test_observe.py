@@ -72,7 +72,7 @@ def observe_params(**over) -> dict:
 
 
 def test_stage_runs_both_observational_tests_on_each_text(run: Path) -> None:
-    from pipelines.test_provenance import main
+    from curation.stages.test_provenance import main
 
     cfg = load(TestProvenanceConfig, {"train_data": "train.parquet", "run_dir": "run", "out_dir": "out",
                                       "suspect_texts": ["derived.parquet", "independent.parquet", "copied.parquet"],

@@ -51,7 +51,7 @@ def project(mlflow_store: Path, monkeypatch) -> Path:
 
 
 def test_stage_writes_report_and_tags_the_model_version(project: Path) -> None:
-    from pipelines.test_provenance import main
+    from curation.stages.test_provenance import main
 
     cfg = load(TestProvenanceConfig, {"train_data": "train.parquet", "run_dir": "run", "reference": "reference.safetensors",
                                       "suspects": ["models:/tiny-ours/1", "other.safetensors"], "null_models": ["nulls"],
@@ -75,7 +75,7 @@ def test_stage_writes_report_and_tags_the_model_version(project: Path) -> None:
 
 
 def test_stage_examines_the_version_a_webhook_job_names(project: Path, monkeypatch) -> None:
-    from pipelines.test_provenance import main
+    from curation.stages.test_provenance import main
 
     with RunRecorder("register", None):
         register_checkpoint("other.safetensors", "tiny-other")
