@@ -2,6 +2,10 @@
 filtered dataset with its manifest."""
 
 from curation.selection.apply import write_filtered
+from curation.selection.selector import Selector, SelectorConfig, selection_issues
 from curation.selection.self_influence import SelfInfluenceSelector, SelfInfluenceSelectorConfig
 
-__all__ = ["SelfInfluenceSelector", "SelfInfluenceSelectorConfig", "write_filtered"]
+__all__ = [
+    "Selector", "SelectorConfig", "SelfInfluenceSelector", "SelfInfluenceSelectorConfig", "selection_issues",
+    "write_filtered",
+]
