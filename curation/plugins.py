@@ -1,9 +1,11 @@
 """Entry-point plugin registry.
 
-Groups: ``curation.model_adapters``, ``curation.scorers``, ``curation.selectors``, ``curation.checks``,
-``curation.mixture_optimizers``. Built-ins are declared in our own ``pyproject.toml`` under the same groups, so
-there is one code path. Groups are read lazily on first lookup; a plugin that fails to import is reported with a
-warning naming it and the error, never crashing lookups of the others.
+Groups: ``curation.model_adapters``, ``curation.scorers``, ``curation.membership_scores``, ``curation.selectors``,
+``curation.selection_scorers`` (pool + target texts -> per-example selection scores for a selector),
+``curation.checks``, ``curation.mixture_optimizers``. Built-ins are declared in our own ``pyproject.toml`` under
+the same groups, so there is one code path. Groups are read lazily on first lookup; a plugin that fails to import
+is reported with a warning naming it and the error, never crashing lookups of the others.
+``curation.tree_scorers`` holds influence methods for boosted trees (they score a fitted booster, not checkpoints).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ log = logging.getLogger(__name__)
 GROUPS = (
     "curation.model_adapters",
     "curation.scorers",
+    "curation.tree_scorers",
     "curation.membership_scores",
     "curation.selectors",
+    "curation.selection_scorers",
     "curation.checks",
     "curation.mixture_optimizers",
 )
