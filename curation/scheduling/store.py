@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from curation.errors import CurationError
+from curation.scheduling.fires import ClaimingThreadPoolExecutor, FireClaims
 
 log = logging.getLogger(__name__)
 SCHEDULE_DB = "schedules.sqlite"
@@ -35,6 +35,26 @@ JOB_FUNC = "curation.scheduling.jobs:scheduled_job"
 # max_instances=1: a job never overlaps itself; misfire_grace_time: a fire up to 6 h late still runs (once).
 JOB_DEFAULTS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 6 * 3600}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class _NoJobsAfterShutdown:
+    """APScheduler 3's main loop runs ``_process_jobs`` once more after ``shutdown()`` has set STOPPED, so a
+    scheduler being stopped (``serve`` on SIGTERM, or the paused one ``list``/``add`` open and close) would submit
+    a due fire to its shut-down executor and then advance the job past it: the fire ran nowhere. Stopped, it
+    touches no job."""
+
+    def _process_jobs(self) -> float | None:
+        if self.state == STATE_STOPPED:  # type: ignore[attr-defined]
+            return None
+        return super()._process_jobs()  # type: ignore[misc]
+
+
+class _BlockingScheduler(_NoJobsAfterShutdown, BlockingScheduler):
+    pass
+
+
+class _BackgroundScheduler(_NoJobsAfterShutdown, BackgroundScheduler):
+    pass
 
 
 @dataclass(frozen=True)
@@ -61,11 +81,16 @@ def make_scheduler(
     workers: int = 2,
     job_defaults: dict[str, Any] | None = None,
 ) -> BaseScheduler:
-    """A scheduler over the project's job store (UTC), with ``JOB_DEFAULTS`` unless overridden."""
-    cls = BlockingScheduler if blocking else BackgroundScheduler
+    """A scheduler over the project's job store (UTC), with ``JOB_DEFAULTS`` unless overridden.
+
+    Its executor claims each fire in the store before running it (``fires``), so several schedulers over one
+    store (two ``serve`` processes, a second host) run every fire exactly once between them.
+    """
+    cls = _BlockingScheduler if blocking else _BackgroundScheduler
+    claims = FireClaims(Path(project_dir).resolve() / SCHEDULE_DB)
     return cls(
         jobstores={"default": SQLAlchemyJobStore(url=store_url(project_dir))},
-        executors={"default": ThreadPoolExecutor(workers)},
+        executors={"default": ClaimingThreadPoolExecutor(claims, workers)},
         job_defaults={**JOB_DEFAULTS, **(job_defaults or {})},
         timezone="UTC",
     )
@@ -142,7 +167,7 @@ def serve(project_dir: str | Path, *, workers: int = 2) -> None:
 
     def stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping the scheduler (running jobs finish first)", signum)
-        scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=True)  # their outcome is logged before the process exits
 
     signal.signal(signal.SIGTERM, stop)
     for info in list_schedules(project_dir):
@@ -161,7 +186,7 @@ def _log_event(event: JobExecutionEvent) -> None:
         log.error("schedule %s: failed (%s); recorded in MLflow, the scheduler carries on", event.job_id,
                   str(event.exception).splitlines()[0] if str(event.exception) else type(event.exception).__name__)
     else:
-        log.info("schedule %s: %s", event.job_id, event.retval)
+        log.info("schedule %s: fire %s: %s", event.job_id, event.scheduled_run_time.isoformat(), event.retval)
 
 
 def _info(job: Any) -> ScheduleInfo:

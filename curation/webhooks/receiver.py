@@ -20,6 +20,7 @@ from curation.webhooks.signature import DEFAULT_TOLERANCE_S, WebhookRejected, ve
 log = logging.getLogger(__name__)
 ACCEPTED_EVENTS = ("model_version.created", "model_version_alias.created")
 MAX_BODY_BYTES = 1 << 20
+READ_TIMEOUT_S = 30.0  # a client that declares more bytes than it sends is cut off, not waited on forever
 
 
 class _Server(ThreadingHTTPServer):
@@ -49,12 +50,15 @@ class WebhookReceiver:
     def __init__(
         self, *, secret: str, ledger: Ledger, host: str = "127.0.0.1", port: int = 5056, path: str = "/",
         tolerance_s: float = DEFAULT_TOLERANCE_S, on_queued: Callable[[], None] | None = None,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
         if not secret:
             raise ValueError("a webhook secret is required (set CURATION_WEBHOOK_SECRET)")
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = read_timeout_s  # per socket operation; http.server closes a connection that times out
+
             def do_GET(self) -> None:  # http.server naming
                 if self.path.rstrip("/") == "/health":
                     self._answer(200, {"status": "ok"})
