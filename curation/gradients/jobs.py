@@ -8,7 +8,6 @@ rank``) and ``self_influence.parquet`` (``example_id, score``).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -18,37 +17,21 @@ import polars as pl
 from curation.attribution.base import CheckpointModel, ScoreResult
 from curation.errors import CurationError
 from curation.io import atomic_path, write_parquet
-from curation.models.base import ModelAdapter, load_adapter_model
-from curation.training.outputs import MANIFEST
+from curation.models.base import ModelAdapter
+from curation.models.references import PlainCheckpoints, load_models
 
 
 def load_checkpoints(
-    source: str | os.PathLike[str], *, last: int | None = None
+    source: str | os.PathLike[str], *, last: int | None = None, plain: PlainCheckpoints | None = None
 ) -> tuple[ModelAdapter, tuple[CheckpointModel, ...]]:
-    """Adapter and checkpoints (training order, with learning rates) from a training output folder
-    (``checkpoints.json`` beside ``ckpt-*.safetensors``), one checkpoint file, or a ``models:/name/version`` URI.
+    """Adapter and checkpoints (training order, with learning rates) behind any model reference that
+    ``curation.models.references`` resolves; ``plain`` describes a user's own state dicts.
 
     ``last`` keeps only the last N checkpoints (TracIn over late checkpoints; a single final model for TRAK-1).
     """
-    source = str(source)
-    if source.startswith(("models:/", "runs:/")):
-        from curation.tracking.registry import fetch_checkpoint
-
-        paths = [fetch_checkpoint(source)]
-    elif Path(source).is_dir():
-        manifest = Path(source) / MANIFEST
-        if not manifest.exists():
-            raise CurationError(f"{source}: no {MANIFEST}; pass a checkpoint file or a training output folder")
-        entries = json.loads(manifest.read_text(encoding="utf-8")).get("checkpoints", [])
-        paths = [Path(source) / e["file"] for e in sorted(entries, key=lambda e: e["step"])]
-    else:
-        paths = [Path(source)]
-    if not paths:
-        raise CurationError(f"{source}: no checkpoints listed")
-    paths = paths[-last:] if last else paths
-    adapter, checkpoints = None, []
-    for path in paths:
-        adapter, model, lr = load_adapter_model(path)
+    adapter, loaded = load_models(source, last=last, plain=plain)
+    checkpoints = []
+    for path, model, lr in loaded:
         if not np.isfinite(lr):
             raise CurationError(f"{path}: checkpoint has no learning rate in its metadata (TracIn weights by it)")
         checkpoints.append(CheckpointModel(model=model, learning_rate=lr))

@@ -23,9 +23,9 @@ from curation.mixture.mixture_file import read_mixture
 from curation.mixture.optimizers import MixtureProblem
 from curation.mixture.tikmix_d import MixtureSolution
 from curation.models.base import ModelAdapter, load_adapter_model
+from curation.models.references import resolve_checkpoint
 from curation.plugins import get_plugin
 from curation.training.mixture_sampling import natural_mixture
-from curation.training.outputs import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +45,6 @@ class MixtureRound:
     @property
     def weights(self) -> dict[str, float]:
         return dict(zip(self.domains, self.solution.weights.tolist(), strict=True))
-
-
-def resolve_checkpoint(ref: str) -> Path:
-    """A checkpoint file from a file path, a training out folder (its last checkpoint) or a ``models:/`` URI."""
-    if ref.startswith("models:/"):
-        from curation.tracking.registry import fetch_checkpoint
-
-        return fetch_checkpoint(ref)
-    path = Path(ref)
-    if path.is_dir():
-        return Path(read_manifest(path)[-1]["path"])
-    if not path.is_file():
-        raise ConfigError(f"{ref}: checkpoint not found (file, training out folder or models:/ URI)")
-    return path
 
 
 def load_checkpoint_model(ref: str) -> tuple[ModelAdapter, nn.Module, Path]:

@@ -20,8 +20,8 @@ from curation.errors import CurationError
 from curation.models.checkpoints import load_checkpoint
 
 Batch = dict[str, torch.Tensor]
-AdapterKind = Literal["classifier", "causal_lm"]
-ADAPTER_KINDS: tuple[str, ...] = ("classifier", "causal_lm")
+AdapterKind = Literal["classifier", "causal_lm", "tree"]
+ADAPTER_KINDS: tuple[str, ...] = ("classifier", "causal_lm", "tree")
 
 
 @runtime_checkable
@@ -79,6 +79,39 @@ class CausalLMAdapter(ModelAdapter, Protocol):
         """The token embedding matrix ``[vocab, d_model]`` (REMIND perturbs tokens to their neighbours in it)."""
 
 
+@runtime_checkable
+class TreeModelAdapter(Protocol):
+    """A gradient-boosted tree model over table rows (kind ``tree``; no torch module, no batches).
+
+    Tree influence methods (``curation.tree_scorers``) read the fitted model only through its leaf information
+    (``ensemble``: a ``curation.gbdt.ensemble.TreeEnsemble``); ``fit``/``save``/``load`` keep the model in the
+    library's own safe format (LightGBM: its text model format) with the table encoding beside it.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[AdapterKind]
+    config_cls: ClassVar[type]
+    config: Any
+
+    def fit(self, frame: pl.DataFrame) -> Any:
+        """A model fitted on every row of ``frame``."""
+
+    def save(self, model: Any, folder: str | os.PathLike[str]) -> Any:
+        """Write the model and its table encoding under ``folder``."""
+
+    def load(self, folder: str | os.PathLike[str]) -> Any:
+        """Read a model written by ``save``."""
+
+    def features(self, model: Any, frame: pl.DataFrame, *, where: str = "table") -> Any:
+        """Feature matrix of ``frame`` in the model's encoding."""
+
+    def labels(self, model: Any, frame: pl.DataFrame, *, where: str = "table") -> Any:
+        """Labels of ``frame`` as floats."""
+
+    def ensemble(self, model: Any, train: pl.DataFrame) -> Any:
+        """Leaf values, learning rate, L2 regulariser and leaf membership (a ``TreeEnsemble``)."""
+
+
 A = TypeVar("A")
 
 
@@ -99,16 +132,52 @@ def adapter_model_config(adapter: ModelAdapter) -> dict[str, Any]:
     return to_dict(adapter.config)
 
 
-def load_adapter_model(path: str | os.PathLike[str]) -> tuple[ModelAdapter, nn.Module, float]:
-    """Rebuild adapter and model from a self-describing checkpoint; returns ``(adapter, model, learning_rate)``."""
+def load_adapter_model(
+    path: str | os.PathLike[str], *, plain: tuple[str, dict[str, Any], float] | None = None
+) -> tuple[ModelAdapter, nn.Module, float]:
+    """Rebuild adapter and model from a checkpoint file; returns ``(adapter, model, learning_rate)``.
+
+    Self-describing checkpoints (written by ``curation.training``) name their adapter, model config and learning
+    rate. A plain state dict needs ``plain = (adapter name, model options, learning rate)``. The weights must be
+    finite and match the model's tensors name by name and shape by shape; any mismatch is one line naming the file
+    and the tensor. Resolve references (folders, ``models:/`` URIs) with ``curation.models.references`` first.
+    """
     from curation.plugins import get_plugin
 
     state, info = load_checkpoint(path)
-    if info is None:
-        raise CurationError(f"{path}: checkpoint has no adapter metadata; load it through its adapter explicitly")
-    adapter_cls = get_plugin("curation.model_adapters", info.adapter)
-    adapter = adapter_cls(load_config(adapter_cls.config_cls, info.model_config, where=f"{path}:model_config"))
+    if info is not None:
+        adapter_name, options, learning_rate = info.adapter, info.model_config, info.learning_rate
+        where = f"{path}:model_config"
+    elif plain is not None:
+        adapter_name, options, learning_rate = plain
+        where = f"{path}: --model-option"
+    else:
+        raise CurationError(
+            f"{path}: a plain state dict without adapter metadata; name its model with --adapter (and "
+            f"--model-option, --lr), or save it with curation.models.save_checkpoint"
+        )
+    adapter_cls = get_plugin("curation.model_adapters", adapter_name)
+    adapter = adapter_cls(load_config(adapter_cls.config_cls, options, where=where))
     model = adapter.build_model()
+    check_state_dict(path, state, model)
     model.load_state_dict(state)
     model.eval()
-    return adapter, model, info.learning_rate
+    return adapter, model, learning_rate
+
+
+def check_state_dict(path: str | os.PathLike[str], state: dict[str, torch.Tensor], model: nn.Module) -> None:
+    """One-line errors for weights that cannot be this model's: missing, unexpected, misshapen or non-finite."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise CurationError(f"{path}: tensor '{missing[0]}' is missing ({len(missing)} of {len(expected)} missing); "
+                            f"the checkpoint was saved from another model")
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        raise CurationError(f"{path}: unexpected tensor '{unexpected[0]}' ({len(unexpected)} not in the model)")
+    for name, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise CurationError(f"{path}: tensor '{name}' has shape {list(tensor.shape)}, the model expects "
+                                f"{list(expected[name].shape)} (does the model config match the table?)")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CurationError(f"{path}: tensor '{name}' holds NaN or infinite weights")

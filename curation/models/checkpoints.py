@@ -47,34 +47,17 @@ def save_checkpoint(path: str | os.PathLike[str], state_dict: dict[str, torch.Te
     return Path(path)
 
 
-def final_checkpoint(path: str | os.PathLike[str]) -> Path:
-    """``path`` itself, or for a training output folder (with ``checkpoints.json``) its last checkpoint.
-
-    Lets params name "the model of that run" (``checkpoints/lm``) rather than a step-numbered file that changes
-    whenever the run's length does.
-    """
-    path = Path(path)
-    manifest = path / "checkpoints.json"
-    if not path.is_dir():
-        return path
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{path}: a folder without checkpoints.json; name a checkpoint file instead")
-    entries = json.loads(manifest.read_text(encoding="utf-8")).get("checkpoints") or []
-    if not entries:
-        raise FileNotFoundError(f"{manifest}: lists no checkpoints")
-    return path / max(entries, key=lambda c: c["step"])["file"]
-
-
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], CheckpointInfo | None]:
     """Load a checkpoint without executing code.
 
     ``.safetensors`` files carry their ``CheckpointInfo``; ``.pt``/``.pth``/``.bin`` files are read with
     ``torch.load(weights_only=True)`` and have none. A file that needs pickled code raises ``UnsafeCheckpointError``.
-    A training output folder stands for its final checkpoint (``final_checkpoint``).
+    Any reference ``curation.models.references`` resolves (a training folder, ``models:/`` URI, ...) stands for its
+    final checkpoint.
     """
-    path = final_checkpoint(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+    from curation.models.references import resolve_checkpoint
+
+    path = resolve_checkpoint(path)
     if path.suffix == ".safetensors":
         try:
             tensors = load_file(str(path))

@@ -17,22 +17,14 @@ import polars as pl
 from torch import nn
 
 from curation.errors import CurationError
-from curation.models.base import ModelAdapter, load_adapter_model
+from curation.models.base import ModelAdapter
+from curation.models.references import load_final_model
 from curation.provenance.palimpsest import CorrelationResult, example_losses, query_test
 
 
 def load_model(ref: str) -> tuple[ModelAdapter, nn.Module]:
-    """Adapter and model behind a checkpoint path or a ``models:/`` URI."""
-    if ref.startswith("models:/"):
-        from curation.tracking.registry import fetch_checkpoint
-
-        path = fetch_checkpoint(ref)
-    else:
-        path = Path(ref)
-        if not path.exists():
-            raise CurationError(f"{ref}: checkpoint not found")
-    adapter, model, _ = load_adapter_model(path)
-    return adapter, model
+    """Adapter and model behind any model reference (``curation.models.references``)."""
+    return load_final_model(ref)
 
 
 def expand_models(refs: Sequence[str]) -> list[str]:

@@ -6,7 +6,8 @@ from curation.models.registered import registered_uri
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.unlearning.config import VerifyUnlearningConfig
-from curation.unlearning.loading import load_model, same_architecture
+from curation.models.references import load_final_model as load_model
+from curation.unlearning.loading import same_architecture
 from curation.unlearning.publish import record_verification
 from curation.unlearning.requests import read_request, split_forget_retain
 from curation.unlearning.verify import UnlearningCheck, UnlearningInputs

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 import torch
 
-from curation.errors import UnsafeCheckpointError
+from curation.errors import CurationError, UnsafeCheckpointError
 from curation.models.base import load_adapter_model
 from curation.models.checkpoints import load_checkpoint
 from curation.models.classifiers import ClassifierConfig, LogisticRegressionAdapter, MLPClassifierAdapter
@@ -65,7 +65,7 @@ def test_training_records_positions_checkpoints_and_lrs(tmp_path: Path) -> None:
     adapter2, model2, lr = load_adapter_model(manifest[-1]["path"])
     _, from_folder, _ = load_adapter_model(tmp_path / "ck")  # a training folder stands for its final checkpoint
     assert all(torch.equal(a, b) for a, b in zip(from_folder.state_dict().values(), model2.state_dict().values()))
-    with pytest.raises(FileNotFoundError, match="without checkpoints.json"):
+    with pytest.raises(CurationError, match="no checkpoints.json and no checkpoint files"):
         load_checkpoint(tmp_path)
     assert lr == lrs[-1] and isinstance(adapter2, MLPClassifierAdapter)
     for a, b in zip(model2.state_dict().values(), result.model.state_dict().values()):
