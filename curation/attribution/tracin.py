@@ -89,10 +89,14 @@ class TracInScorer:
         return [g for g, _ in checkpoint_features(ctx.adapter, models, frame, cfg, store_dir=store,
                                                   executor=ctx.executor)]
 
+    def gradient_features(self, context: ScoringContext) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per-checkpoint training-loss and query-measurement gradient features (read back when stored)."""
+        return (self._features(context, "loss", "train", context.train),
+                self._features(context, "measurement", "query", context.queries))
+
     def score(self, context: ScoringContext) -> ScoreResult:
         lrs = [c.learning_rate for c in context.checkpoints]
-        train = self._features(context, "loss", "train", context.train)
-        queries = self._features(context, "measurement", "query", context.queries)
+        train, queries = self.gradient_features(context)
         return ScoreResult(
             matrix=tracin_matrix(train, queries, lrs, normalize=self.config.normalize),
             self_influence=tracin_self(train, lrs),

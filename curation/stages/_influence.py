@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
+from curation.attribution import trust
 from curation.attribution.base import ScoringContext
 from curation.attribution.tracin import TracInConfig, TracInScorer
 from curation.attribution.trak import TRAKConfig, TRAKScorer
@@ -54,3 +55,19 @@ def prune_stores(root: Path, ctx: ScoringContext, *, queries: bool) -> None:
     for folder in root.iterdir() if root.is_dir() else ():
         if folder.is_dir() and folder.name not in keep:
             shutil.rmtree(folder)
+
+
+def trust_assessment(ctx: ScoringContext, tracin_scorer: TracInScorer, matrices: dict, k: int
+                     ) -> trust.TrustAssessment:
+    """The report's estimator-trust inputs: text baselines from both tables' ``text``, gradient cosine from the
+    final checkpoint's stored TracIn features, domain purity when both tables have a ``domain``."""
+    train_grads, query_grads = tracin_scorer.gradient_features(ctx)
+
+    def column(name: str) -> tuple[list | None, list | None]:
+        if name in ctx.train.columns and name in ctx.queries.columns:
+            return ctx.train[name].fill_null("").to_list(), ctx.queries[name].fill_null("").to_list()
+        return None, None
+
+    baselines = trust.baseline_matrices(*column("text"), train_grads[-1], query_grads[-1])
+    train_domains, query_domains = column("domain")
+    return trust.assess(matrices, baselines, k, train_domains=train_domains, query_domains=query_domains)

@@ -11,6 +11,7 @@ from curation.gradients.config import ScoreInfluenceConfig
 from curation.gradients.jobs import save_scores
 from curation.io import read_table
 from curation.reports import HTMLReport, histogram
+from curation.reports.trust import add_trust_section
 from curation.stages import _influence
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
@@ -46,8 +47,10 @@ def main(cfg: ScoreInfluenceConfig) -> None:
                                      f"{len(ctx.checkpoints)} checkpoints")
         texts = ctx.train.select("example_id", pl.col("domain") if "domain" in ctx.train.columns else pl.lit("").alias("domain"),
                                  pl.col("text").str.slice(0, 160))
+        matrices = {}
         for name, scorer in scorers.items():
             result = scorer.score(ctx)
+            matrices[name] = result.matrix
             save_scores(result, out / name, top_k=cfg.top_k)
             top = result.scores(top_k=cfg.top_k)
             metrics = retrieval_metrics(top, ctx.train, ctx.queries)
@@ -63,6 +66,9 @@ def main(cfg: ScoreInfluenceConfig) -> None:
                 report.table(shown.join(query_text, on="query_id", how="left")
                              .select("query_id", "query_text", "rank", "score", "domain", "text"), max_rows=60)
             rec.log_frame(top, f"scores/{name}_top_k.parquet")
+        found = _influence.trust_assessment(ctx, scorers["tracin"], matrices, cfg.top_k)
+        add_trust_section(report, found, cfg.top_k)
+        rec.log_frame(found.agreement, "trust/agreement.parquet")
         report.write(out / "report.html")
         rec.log_artifact(out / "report.html")
         rec.log_artifact(plots, "plots")

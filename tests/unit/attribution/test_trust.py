@@ -1,0 +1,173 @@
+"""Estimator trust on hand-computable cases: BM25 by hand (and against bm25s when installed), cosines, Spearman
+and top-k overlap, domain purity against the best text baseline, and the plain-language verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curation.attribution.trust import (
+    agreement_table,
+    bm25_matrix,
+    domain_hits,
+    domain_purity_table,
+    gradient_cosine,
+    per_query_agreement,
+    tfidf_cosine,
+    trust_verdicts,
+    words,
+)
+
+
+def test_bm25_by_hand() -> None:
+    # N = 3, df(a) = 2 -> idf = ln(1 + 1.5 / 2.5) = ln 1.6; lengths 2, 3, 1 -> avgdl 2; k1 = 1.5, b = 0.75.
+    # doc 0: tf 1, 1 - b + b * 2/2 = 1     -> 1 * 2.5 / (1 + 1.5)        = 1
+    # doc 1: tf 2, 1 - b + b * 3/2 = 1.375 -> 2 * 2.5 / (2 + 1.5 * 1.375) = 5 / 4.0625
+    scores = bm25_matrix(["a b", "A a c", "d"], ["a", "a a", "zzz"])
+    idf = math.log(1.6)
+    np.testing.assert_allclose(scores[:, 0], [idf, idf * 5 / 4.0625, 0.0])
+    np.testing.assert_allclose(scores[:, 1], scores[:, 0])  # a query's distinct words
+    np.testing.assert_allclose(scores[:, 2], 0.0)  # no known word
+    assert words("It's a Test_1!") == ["it", "s", "a", "test_1"]
+
+
+def test_bm25_matches_bm25s_lucene_up_to_its_constant_factor() -> None:
+    """bm25s' Lucene variant omits the (k1 + 1) numerator factor; ranks and ratios are the same."""
+    bm25s = pytest.importorskip("bm25s")
+    train = ["cats chase mice daily", "dogs chase cats", "mice eat cheese cheese cheese", "birds sing"]
+    queries = ["cats mice", "cheese", "dogs birds sing"]
+    retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+    retriever.index(bm25s.tokenize(train, stopwords=None, return_ids=False, show_progress=False),
+                    show_progress=False)
+    expected = np.stack([retriever.get_scores(sorted(set(q.split()))) for q in queries], axis=1)
+    np.testing.assert_allclose(bm25_matrix(train, queries), 2.5 * expected, rtol=1e-5)
+
+
+def test_cosines() -> None:
+    np.testing.assert_allclose(gradient_cosine(np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]),
+                                               np.array([[0.0, 2.0]])), [[0.0], [1 / math.sqrt(2)], [0.0]])
+    sim = tfidf_cosine(["influence functions", "qqqq"], ["influence functions", "xyzw"])
+    np.testing.assert_allclose(sim[0, 0], 1.0)
+    np.testing.assert_allclose(sim[1, 0], 0.0)
+    assert sim[0, 1] == 0.0
+
+
+def test_spearman_and_top_k_overlap_by_hand() -> None:
+    a = np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0], [4.0, 5.0]])
+    b = np.array([[1.0, 1.0], [2.0, 2.0], [4.0, 3.0], [3.0, 4.0]])
+    rho, overlap = per_query_agreement(a, b, k=2)
+    assert rho[0] == pytest.approx(1 - 6 * 2 / (4 * 15))  # one swapped pair: sum d^2 = 2 -> 0.8
+    assert math.isnan(rho[1])  # a constant column has no ranking
+    assert overlap[0] == 1.0  # top-2 {3, 2} vs {2, 3}
+    _, top1 = per_query_agreement(a, b, k=1)
+    assert top1[0] == 0.0  # row 3 vs row 2
+    np.testing.assert_allclose(per_query_agreement(a[:, :1], -a[:, :1], k=4)[0], [-1.0])
+
+
+def test_agreement_table_pairs_methods_and_baselines() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10, 3))
+    table = agreement_table({"tracin": x, "trak": x.copy(), "retrac": -x},
+                            {"bm25": x, "tfidf": rng.normal(size=(10, 3))}, k=2)
+    assert table.height == 3 + 3 * 2  # C(3, 2) method pairs, 3 methods x 2 baselines
+    row = table.filter((pl.col("method") == "tracin") & (pl.col("reference") == "trak")).row(0, named=True)
+    assert (row["spearman"], row["top_k_overlap"], row["chance_overlap"]) == (pytest.approx(1.0), 1.0, 0.2)
+    anti = table.filter((pl.col("method") == "tracin") & (pl.col("reference") == "retrac")).row(0, named=True)
+    assert anti["spearman"] == pytest.approx(-1.0) and anti["top_k_overlap"] == 0.0
+    assert set(table.filter(pl.col("reference_kind") == "baseline")["reference"]) == {"bm25", "tfidf"}
+
+
+def planted() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Train rows 0-3 domain x, 4-7 domain y; queries 0-3 domain x, 4-7 domain y. ``domain_aware`` puts the
+    query's own domain on top for every query; ``lexical`` does so only for queries 0 and 4 (half of its top-4
+    is the query's domain there, and none of it elsewhere)."""
+    train_domains = ["x"] * 4 + ["y"] * 4
+    query_domains = ["x"] * 4 + ["y"] * 4
+    aware = np.array([[1.0 if t == q else 0.0 for q in query_domains] for t in train_domains])
+    aware += np.arange(8)[:, None] * 1e-3  # break ties deterministically
+    lexical = np.zeros((8, 8))
+    for j, q in enumerate(query_domains):
+        same = [i for i, t in enumerate(train_domains) if t == q]
+        other = [i for i, t in enumerate(train_domains) if t != q]
+        top = same[:2] + other[:2] if j in (0, 4) else other
+        lexical[top, j] = [4.0, 3.0, 2.0, 1.0]
+    return aware, lexical, train_domains, query_domains
+
+
+def test_domain_purity_and_the_paired_comparison_with_text() -> None:
+    aware, lexical, train_domains, query_domains = planted()
+    np.testing.assert_allclose(domain_hits(aware, train_domains, query_domains, 4), 1.0)
+    np.testing.assert_allclose(domain_hits(lexical, train_domains, query_domains, 4),
+                               [0.5, 0, 0, 0, 0.5, 0, 0, 0])
+    table = domain_purity_table({"tracin": aware, "copycat": lexical, "bm25": lexical, "tfidf": lexical * 0.5},
+                                train_domains, query_domains, 4, influence=["tracin", "copycat"])
+    tracin = table.filter(pl.col("ranking") == "tracin").row(0, named=True)
+    # paired differences: 0.5, 1, 1, 1, 0.5, 1, 1, 1 -> mean 0.875, sd 0.2315, se 0.0818
+    assert tracin["domain_purity"] == 1.0 and tracin["vs_best_text"] == pytest.approx(0.875)
+    assert tracin["vs_best_text_se"] == pytest.approx(np.std([0.5, 1, 1, 1] * 2, ddof=1) / math.sqrt(8))
+    assert tracin["beats_text"] is True
+    copycat = table.filter(pl.col("ranking") == "copycat").row(0, named=True)
+    assert copycat["vs_best_text"] == 0.0 and copycat["beats_text"] is False
+    bm25 = table.filter(pl.col("ranking") == "bm25").row(0, named=True)
+    assert bm25["kind"] == "baseline" and bm25["domain_purity"] == pytest.approx(0.125) and bm25["beats_text"] is None
+
+    lines = trust_verdicts(agreement_table({"tracin": aware, "copycat": lexical}, {"bm25": lexical}, 4), table)
+    assert lines[0].startswith("tracin: retrieves same-domain passages better than text similarity")
+    assert lines[1].startswith("copycat: no better than text similarity")
+    assert "share only" in lines[2]
+
+
+def test_without_domains_the_verdict_comes_from_overlap_with_text() -> None:
+    rng = np.random.default_rng(1)
+    text = rng.normal(size=(50, 6))
+    own = rng.normal(size=(50, 6))
+    lines = trust_verdicts(agreement_table({"tracin": text + 1e-6 * own, "trak": own}, {"bm25": text}, 5))
+    assert lines[0].startswith("tracin: its top-k lists are mostly what bm25 retrieves (overlap 1.00)")
+    assert lines[1].startswith("trak: its top-k lists differ from text similarity")
+
+
+def test_stage_glue_on_a_tiny_lm_reads_gradient_cosine_from_the_tracin_store(tmp_path) -> None:
+    """With one checkpoint (lr 1), ReTrac (unit train and query gradients) *is* the final-checkpoint gradient
+    cosine, so the baseline read back from TracIn's store must agree with it exactly; the report gets the
+    section with a verdict per method."""
+    import torch
+
+    from curation.attribution.base import CheckpointModel, ScoringContext
+    from curation.models.gpt import ByteGPTAdapter, ByteGPTConfig
+    from curation.reports import HTMLReport
+    from curation.reports.trust import add_trust_section
+    from curation.stages import _influence
+
+    adapter = ByteGPTAdapter(ByteGPTConfig(n_layer=1, n_head=2, d_model=16, block_size=32))
+    torch.manual_seed(0)
+    ckpt = CheckpointModel(model=adapter.build_model().eval(), learning_rate=1.0)
+    code = ["def f(x): return x", "import os, sys", "class A: pass", "for i in range(3): print(i)"]
+    legal = ["Permission is hereby granted", "THE SOFTWARE IS PROVIDED AS IS", "MIT License", "all rights reserved"]
+    train = pl.DataFrame({"example_id": [f"t{i}" for i in range(8)], "text": code + legal,
+                          "domain": ["code"] * 4 + ["legal"] * 4})
+    queries = pl.DataFrame({"example_id": ["q0", "q1"], "text": ["def g(y): return y", "License granted"],
+                            "domain": ["code", "legal"]})
+    ctx = ScoringContext(adapter=adapter, checkpoints=(ckpt,), train=train, queries=queries, batch_size=4)
+    store = str(tmp_path / "grads")
+    tracin = _influence.tracin(_job(), store, "lm", normalize="none")
+    retrac = _influence.tracin(_job(), store, "lm", normalize="both")
+    matrices = {"tracin": tracin.score(ctx).matrix, "retrac": retrac.score(ctx).matrix}
+    found = _influence.trust_assessment(ctx, tracin, matrices, k=3)
+
+    row = found.agreement.filter((pl.col("method") == "retrac") & (pl.col("reference") == "gradient_cosine"))
+    assert row["spearman"][0] == pytest.approx(1.0) and row["top_k_overlap"][0] == 1.0
+    assert set(found.agreement["reference"]) == {"retrac", "bm25", "tfidf", "gradient_cosine"}
+    assert found.purity is not None and set(found.purity["ranking"]) == {"tracin", "retrac", "bm25", "tfidf",
+                                                                        "gradient_cosine"}
+    assert [line.split(":")[0] for line in found.verdicts[:2]] == ["tracin", "retrac"]
+    html = add_trust_section(HTMLReport("t"), found, 3).render()
+    assert "Estimator trust" in html and found.verdicts[0].split(":")[0] in html
+
+
+def _job():
+    from curation.gradients.config import GradientJobConfig
+
+    return GradientJobConfig(checkpoints="unused", train_data="unused")
