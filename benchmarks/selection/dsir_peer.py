@@ -7,8 +7,9 @@ Settings for both: wordpunct tokens, unigrams + bigrams, 10,000 buckets, ``min_e
 fitted on up to 100,000 x 10,000 features ("auto"), ``top_k`` selection of ``K`` chunks without dedup.
 
 Figures: Jaccard of the two top-k sets, Pearson of the log importance weights, docs/s of fit + weights for ours
-(one process; polars may use both cores) and the peer (``num_proc`` = 2 processes) in the same run; KL reduction
-and the target-domain share of our top-k and Gumbel selections against a random one; and the same weights from
+(one process; polars may use both cores) and the peer (``num_proc`` = 2 processes) in the same run; KL(target ||
+selection) on hashed features for our top-k and Gumbel picks, the peer's top-k and a uniformly random ``K`` eligible
+chunks, the KL reduction against that random pick, and the target-domain share of each; and the same weights from
 the Ray path (Ray tasks over 2,000-row shards, ``num_cpus`` 2), which must equal the local ones.
 
 Run: ``python -m benchmarks.selection.dsir_peer`` (needs ``/work/peers/dsel``: ``python3 -m venv /work/peers/dsel &&
@@ -29,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from curation.executors import ExecutorConfig
-from curation.selection.dsir import DSIRConfig, DSIRScorer, kl_reduction
+from curation.selection.dsir import DSIRConfig, DSIRScorer, kl_divergence
 from curation.selection.selector import Selector, SelectorConfig
 
 OUT = Path(__file__).parent / "results" / "dsir_peer.json"
@@ -93,8 +94,8 @@ def main() -> None:
         peer_keep = np.zeros(pool.height, dtype=bool)
         peer_keep[peer["chosen_rows"]] = True
         picks["random"], picks["peer_topk"] = random_keep, peer_keep
-        pool_counts, target_counts = run.counts(), run.fit.target_counts
-        klr = {name: kl_reduction(target_counts, pool_counts, run.counts(keep)) for name, keep in picks.items()}
+        kl_to_target = {name: kl_divergence(run.fit.target_counts, run.counts(keep)) for name, keep in picks.items()}
+        klr = {name: kl_to_target["random"] - kl for name, kl in kl_to_target.items() if name != "random"}
     ours_w = scores["score"].to_numpy()
     is_target = (pool["domain"] == TARGET_DOMAIN).to_numpy()
     result = {
@@ -108,7 +109,8 @@ def main() -> None:
         "peer_wall_s": peer_wall,
         "ours_docs_per_s": pool.height / ours_s,
         "peer_docs_per_s": pool.height / (peer["fit_s"] + peer["weights_s"]),
-        "kl_reduction": klr,
+        "kl_to_target": kl_to_target,
+        "kl_reduction_vs_random": klr,
         "target_precision": {name: float(is_target[keep].mean()) for name, keep in picks.items()},
     }
     result["speedup"] = result["ours_docs_per_s"] / result["peer_docs_per_s"]

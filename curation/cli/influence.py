@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
 @click.command("influence")
 @click.option("--checkpoints", required=True,
               help="Training output folder (checkpoints.json + ckpt-*.safetensors), one checkpoint file, or a "
-                   "models:/name/version URI.")
+                   "models:/name/version URI; for boostin/trex/leaf_influence a tree model folder (curate train).")
 @click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
               help="Training table (Parquet/JSONL/CSV) with example_id and the model's payload columns.")
 @click.option("--queries", "query_path", required=True, type=click.Path(dir_okay=False),
               help="Query table with example_id and the same payload columns.")
 @click.option("--method", default="tracin", show_default=True,
-              help="Registered scorer (curate plugins --group curation.scorers): tracin, trak, ekfac, ...")
+              help="Registered scorer (curate plugins --group curation.scorers): tracin, trak, ekfac, ...; "
+                   "for tree models (curation.tree_scorers): boostin, trex, leaf_influence.")
 @click.option("--normalize", type=click.Choice(["none", "train", "both"]), default=None,
               help="TracIn ReTrac renormalisation (default both: query-specific retrieval).")
 @click.option("--projection", type=click.Choice(["identity", "gaussian", "rademacher", "sjlt", "kronecker"]),
               default=None,
               help="Gradient sketch for tracin/trak (tracin default identity, trak gaussian).")
-@click.option("--dim", type=int, default=None, help="Projected dimension k.")
+@click.option("--dim", type=click.IntRange(min=1), default=None, help="Projected dimension k.")
 @click.option("--modules", default="", help="Comma-separated module names to attribute (default: adapter's).")
-@click.option("--last", type=int, default=None, help="Use only the last N checkpoints.")
-@click.option("--train-sample", type=int, default=0, show_default=True, help="Score a seeded sample of N rows.")
-@click.option("--top-k", type=int, default=10, show_default=True, help="Training examples listed per query.")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="Use only the last N checkpoints.")
+@click.option("--train-sample", type=click.IntRange(min=0), default=0, show_default=True, help="Score a seeded sample of N rows.")
+@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Training examples listed per query.")
 @click.option("--store", default="", help="Folder for resumable gradient features (rerun resumes).")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Examples per gradient micro-batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Examples per gradient micro-batch.")
 @click.option("--set", "overrides", multiple=True, help="Extra scorer option KEY=VALUE (repeatable).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where gradient shards run: this process, or tasks on a Ray cluster.")
@@ -47,13 +50,22 @@ def influence_cmd(checkpoints: str, train_path: str, query_path: str, method: st
       curate influence --checkpoints checkpoints/lm --train data/corpus/train.parquet \\
           --queries my_queries.parquet --method tracin --projection sjlt --dim 1024 \\
           --modules blocks.2.fc,head --top-k 5 --out influence_out
+      curate influence --checkpoints models/adult_lgbm --train adult_train.parquet \\
+          --queries adult_test.parquet --method leaf_influence --set update_set=0 --out tree_influence
     """
     from curation.attribution.base import ScoringContext
+    from curation.errors import ConfigError
     from curation.executors import ExecutorConfig
+    from curation.gbdt.cli_support import is_tree_method, tree_context, tree_scores
     from curation.gradients.cli_support import build_scorer, parse_overrides, read_examples
-    from curation.gradients.jobs import load_checkpoints, sample_rows, save_scores
+    from curation.gradients.jobs import load_checkpoints, sample_rows
 
     options = parse_overrides(overrides)
+    if is_tree_method(method):  # a boosted-tree model folder or URI: boostin, trex, leaf_influence
+        if train_sample:
+            raise ConfigError("--train-sample: tree influence needs every row the model was fitted on")
+        _write(tree_scores(method, options, tree_context(checkpoints, train_path, query_path)), out_dir, top_k)
+        return
     if projection or dim:
         options.setdefault("projection", {}).update(
             {k: v for k, v in (("kind", projection), ("dim", dim)) if v is not None})
@@ -65,7 +77,12 @@ def influence_cmd(checkpoints: str, train_path: str, query_path: str, method: st
                          queries=read_examples(query_path, what="query", adapter=adapter),
                          modules=tuple(m for m in modules.split(",") if m) or None, batch_size=batch_size,
                          executor=ExecutorConfig(kind=executor, address=ray_address))
-    result = scorer.score(ctx)
+    _write(scorer.score(ctx), out_dir, top_k)
+
+
+def _write(result: Any, out_dir: str, top_k: int) -> None:
+    from curation.gradients.jobs import save_scores
+
     paths = save_scores(result, out_dir, top_k=top_k)
     best = result.scores(top_k=1)
     for row in best.iter_rows(named=True):

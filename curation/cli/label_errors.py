@@ -11,7 +11,8 @@ import click
                    "models:/name/version URI.")
 @click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
               help="Training table (Parquet/JSONL/CSV) with example_id, payload and label columns.")
-@click.option("--method", default="tracin", show_default=True, help="Registered scorer: tracin, trak, ...")
+@click.option("--method", default="tracin", show_default=True,
+              help="Registered scorer: tracin, trak, ...; boostin, trex, leaf_influence for a tree model folder.")
 @click.option("--fraction", type=float, default=0.1, show_default=True,
               help="Top fraction by self-influence to act on.")
 @click.option("--action", type=click.Choice(["drop", "flag"]), default="drop", show_default=True,
@@ -46,6 +47,8 @@ def label_errors_cmd(checkpoints: str, train_path: str, method: str, fraction: f
       curate label-errors --checkpoints checkpoints/classifier --train data/digits/train.parquet \\
           --fraction 0.1 --action drop --known-errors data/digits/noisy_ids.parquet --out cleaned \\
           --tag-model models:/curation-demo-classifier/latest
+      curate label-errors --checkpoints models/adult_lgbm --train adult_train.parquet --method boostin \\
+          --fraction 0.1 --action flag --out adult_flags
     """
     from pathlib import Path
 
@@ -54,6 +57,7 @@ def label_errors_cmd(checkpoints: str, train_path: str, method: str, fraction: f
     from curation.attribution.base import ScoringContext
     from curation.errors import CurationError
     from curation.executors import ExecutorConfig
+    from curation.gbdt.cli_support import is_tree_method, tree_context, tree_self_influence
     from curation.gradients.cli_support import build_scorer, read_examples, self_influence
     from curation.gradients.jobs import load_checkpoints
     from curation.io import read_table, write_parquet
@@ -62,15 +66,20 @@ def label_errors_cmd(checkpoints: str, train_path: str, method: str, fraction: f
     from curation.selection.detection import detection_metrics
     from curation.selection.model_tags import label_error_rate, tag_label_error_rate
 
-    options: dict = {"store": store} if store else {}
-    if projection or dim:
-        options["projection"] = {k: v for k, v in (("kind", projection), ("dim", dim)) if v is not None}
-    scorer = build_scorer(method, options)
-    adapter, ckpts = load_checkpoints(checkpoints)
-    train = read_examples(train_path, what="training", adapter=adapter)
-    ctx = ScoringContext(adapter=adapter, checkpoints=ckpts, train=train, queries=train.head(1),
-                         batch_size=batch_size, executor=ExecutorConfig(kind=executor, address=ray_address))
-    scores = pl.DataFrame({"example_id": train["example_id"], "score": self_influence(scorer, ctx)})
+    if is_tree_method(method):  # a boosted-tree model folder or URI: boostin, trex, leaf_influence
+        tree_ctx = tree_context(checkpoints, train_path, None)
+        train, values = tree_ctx.train, tree_self_influence(method, {}, tree_ctx)
+    else:
+        options: dict = {"store": store} if store else {}
+        if projection or dim:
+            options["projection"] = {k: v for k, v in (("kind", projection), ("dim", dim)) if v is not None}
+        scorer = build_scorer(method, options)
+        adapter, ckpts = load_checkpoints(checkpoints)
+        train = read_examples(train_path, what="training", adapter=adapter)
+        ctx = ScoringContext(adapter=adapter, checkpoints=ckpts, train=train, queries=train.head(1),
+                             batch_size=batch_size, executor=ExecutorConfig(kind=executor, address=ray_address))
+        values = self_influence(scorer, ctx)
+    scores = pl.DataFrame({"example_id": train["example_id"], "score": values})
     cfg = SelfInfluenceSelectorConfig(fraction=fraction, action=action)
     selection = SelfInfluenceSelector(cfg).select(scores)
     manifest = write_filtered(train_path, selection, out_dir, selector=SelfInfluenceSelector.name, config=cfg)

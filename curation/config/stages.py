@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from curation.data.corpus import CorpusConfig
 from curation.data.digits import DigitsConfig
 from curation.models.classifiers import ClassifierConfig
 from curation.models.gpt import ByteGPTConfig
+from curation.selection.selector import SelectorConfig
 from curation.training.loop import TrainConfig
 
 
@@ -83,3 +85,24 @@ class BuildReportConfig:
         metadata={"help": "training-curve CSVs (step, train_loss, val_loss) to plot"},
     )
     out: str = field(default="reports/pipeline.html", metadata={"help": "HTML report path"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectDataConfig:
+    """Select the pool rows most like a target (DSIR or another selection scorer) under a budget."""
+
+    pool: str = field(default="data/corpus/train.parquet",
+                      metadata={"help": "pool: a Parquet file or a folder of Parquet shards (example_id, text)"})
+    target: str = field(default="data/corpus/val.parquet", metadata={"help": "target table with a text column"})
+    target_filter: dict[str, str] = field(default_factory=dict,
+                                          metadata={"help": "keep target rows whose columns equal these values, "
+                                                            "e.g. {domain: legal}; empty = all rows"})
+    scorer: str = field(default="dsir", metadata={"help": "registered selection scorer (curation.selection_scorers)"})
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the scorer's options"})
+    selector: SelectorConfig = field(default_factory=SelectorConfig,
+                                     metadata={"help": "budget, ranking (gumbel | topk), quotas, dedup, seed"})
+    kl_reduction: bool = field(default=True, metadata={"help": "measure the KL reduction of the selection "
+                                                                "(one more pass over the pool)"})
+    out_dir: str = field(default="data/selected", metadata={"help": "filtered.parquet, selection.parquet, "
+                                                                      "manifest.json, issue table + summary"})
+    report_dir: str = field(default="artifacts/select_data", metadata={"help": "report and plots"})

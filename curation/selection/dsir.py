@@ -13,9 +13,11 @@ process or as Ray tasks (:mod:`curation.executors`) -- and spills each shard's f
 memory holds one shard's features plus a float per pool row. Counts are summed and weights computed in shard
 order on the driver, so local and Ray runs give identical weights.
 
-**KL reduction** (the paper's data metric): ``KL(p_T || q_pool) - KL(p_T || q_selected)`` on the same hashed
-features, where ``q_pool`` is the whole pool's feature distribution (the expectation of a random selection);
-positive = the selection is closer to the target than random data.
+**KL reduction** (the paper's data metric): ``KL(p_T || q_random) - KL(p_T || q_selected)`` on the same hashed
+features, where ``q_random`` is the feature distribution of a uniformly random pool subset with as many rows as
+the selection (seeded); positive = the selection is closer to the target than random data of its size. Both
+``q`` get one pseudo-count per bucket (see :func:`kl_divergence`); comparing equal sizes keeps that smoothing
+from favouring the (larger) whole pool.
 """
 
 from __future__ import annotations
@@ -92,16 +94,25 @@ def fit_log_diff(raw_counts: np.ndarray, target_counts: np.ndarray, *, laplace: 
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """``KL(p || q)`` of two bucket distributions (``1e-8`` inside the logs, like the importance weights)."""
+    """``KL(p || q)`` of bucket counts ``p`` and ``q``, with one pseudo-count per bucket added to ``q`` (Laplace):
+    a bucket the selection never saw then costs a finite amount instead of ``log 1e-8``, so a small but
+    on-target selection is not scored as far from the target."""
     p = p / max(p.sum(), 1e-300)
-    q = q / max(q.sum(), 1e-300)
+    q = (q + 1.0) / (q.sum() + len(q))
     mask = p > 0
-    return float(np.sum(p[mask] * (np.log(p[mask] + EPS) - np.log(q[mask] + EPS))))
+    return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
 
 
-def kl_reduction(target_counts: np.ndarray, pool_counts: np.ndarray, selected_counts: np.ndarray) -> float:
-    """``KL(target || pool) - KL(target || selected)``: how much closer to the target the selection is."""
-    return kl_divergence(target_counts, pool_counts) - kl_divergence(target_counts, selected_counts)
+def kl_reduction(target_counts: np.ndarray, random_counts: np.ndarray, selected_counts: np.ndarray) -> float:
+    """``KL(target || random) - KL(target || selected)``: how much closer to the target the selection is."""
+    return kl_divergence(target_counts, random_counts) - kl_divergence(target_counts, selected_counts)
+
+
+def random_like(keep: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A uniformly random row mask with as many rows set as ``keep`` (the KL-reduction baseline)."""
+    mask = np.zeros(len(keep), dtype=bool)
+    mask[np.random.default_rng(seed).choice(len(keep), int(keep.sum()), replace=False)] = True
+    return mask
 
 
 def featurize_shard(shard: Shard, *, columns: tuple[str, ...], ngrams: int,
@@ -131,9 +142,9 @@ class DSIRRun:
             start += rows
         return total
 
-    def kl_reduction(self, keep: np.ndarray) -> float:
-        """KL reduction of the rows where ``keep`` is true (see the module docstring)."""
-        return kl_reduction(self.fit.target_counts, self.counts(), self.counts(keep))
+    def kl_reduction(self, keep: np.ndarray, seed: int = 0) -> float:
+        """KL reduction of the rows where ``keep`` is true against a random subset of the same size."""
+        return kl_reduction(self.fit.target_counts, self.counts(random_like(keep, seed)), self.counts(keep))
 
 
 class DSIRScorer:
@@ -142,6 +153,7 @@ class DSIRScorer:
 
     name: ClassVar[str] = "dsir"
     config_cls: ClassVar[type] = DSIRConfig
+    streams: ClassVar[bool] = True  # takes the pool as Parquet files and reads it shard by shard
 
     def __init__(self, config: DSIRConfig | None = None) -> None:
         self.config = config or DSIRConfig()
@@ -239,6 +251,27 @@ def _check_columns(source: TextSource, columns: tuple[str, ...], what: str) -> N
             if column not in source.columns:
                 raise DataContractError(f"dsir: {what} table: missing column '{column}' "
                                         f"(columns: {', '.join(source.columns)})")
+
+
+def selection_kl_reduction(pool: TextSource, target: pl.DataFrame, keep: np.ndarray, *, text_column: str = "text",
+                           config: DSIRConfig | None = None, seed: int = 0) -> float:
+    """KL reduction of any selection (``keep``, per pool row in order) on DSIR's hashed n-gram features: the
+    paper's method-agnostic data metric. Streams over the pool's shards like the DSIR fit."""
+    cfg = config or DSIRConfig()
+    parts = shards(pool, shard_rows=cfg.shard_rows)
+    offsets = np.concatenate([[0], np.cumsum([p.rows for p in parts])])
+    if offsets[-1] != len(keep):
+        raise DataContractError(f"kl reduction: {len(keep)} decisions for {offsets[-1]} pool rows")
+    baseline = random_like(keep, seed)
+    random_counts = np.zeros(cfg.num_buckets, dtype=np.int64)
+    kept_counts = np.zeros(cfg.num_buckets, dtype=np.int64)
+    shared = {"columns": (text_column,), "ngrams": cfg.ngrams, "num_buckets": cfg.num_buckets}
+    for index, (_, features) in map_shards(featurize_shard, parts, config=cfg.executor, shared=shared):
+        rows = slice(offsets[index], offsets[index + 1])
+        random_counts += features.counts(cfg.num_buckets, baseline[rows])
+        kept_counts += features.counts(cfg.num_buckets, keep[rows])
+    target_counts = hashed_ngrams(target[text_column], ngrams=cfg.ngrams, num_buckets=cfg.num_buckets)
+    return kl_reduction(target_counts.counts(cfg.num_buckets), random_counts, kept_counts)
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,12 @@ TextSource = pl.DataFrame | str | os.PathLike[str] | Sequence[str | os.PathLike[
 
 @dataclass(frozen=True)
 class Shard:
-    """Rows of one Parquet file (``row_groups`` of ``path``) or an in-memory slice (``frame``)."""
+    """Rows of one Parquet file (``row_groups`` of ``path``) or an in-memory slice (``frame``); ``rows`` of them."""
 
     path: str = ""
     row_groups: tuple[int, ...] = ()
     frame: pl.DataFrame | None = None
+    rows: int = 0
 
     def read(self, columns: Sequence[str]) -> pl.DataFrame:
         """The shard's rows, only ``columns`` (a missing one is a one-line error naming the file)."""
@@ -64,7 +65,8 @@ def source_files(source: TextSource) -> list[Path]:
 def shards(source: TextSource, *, shard_rows: int) -> list[Shard]:
     """Cut ``source`` into shards of about ``shard_rows`` rows, in row order."""
     if isinstance(source, pl.DataFrame):
-        return [Shard(frame=source.slice(start, shard_rows)) for start in range(0, source.height, shard_rows)]
+        return [Shard(frame=source.slice(start, shard_rows), rows=min(shard_rows, source.height - start))
+                for start in range(0, source.height, shard_rows)]
     out: list[Shard] = []
     for path in source_files(source):
         try:
@@ -77,8 +79,8 @@ def shards(source: TextSource, *, shard_rows: int) -> list[Shard]:
             group.append(index)
             rows += meta.row_group(index).num_rows
             if rows >= shard_rows:
-                out.append(Shard(str(path), tuple(group)))
+                out.append(Shard(str(path), tuple(group), rows=rows))
                 group, rows = [], 0
         if group:
-            out.append(Shard(str(path), tuple(group)))
+            out.append(Shard(str(path), tuple(group), rows=rows))
     return out

@@ -11,12 +11,12 @@ import inspect
 import pytest
 
 from curation.errors import CurationError, PluginError
-from curation.models.base import ADAPTER_KINDS, CausalLMAdapter, ClassifierAdapter
+from curation.models.base import ADAPTER_KINDS, CausalLMAdapter, ClassifierAdapter, TreeModelAdapter
 from curation.plugins import GROUPS, MethodSpec, build_method, list_plugins
 
 ENTRIES = [(entry.group, entry.name) for entry in list_plugins()]
 CLASS_ENTRIES = [(entry.group, entry.name) for entry in list_plugins() if inspect.isclass(entry.obj)]
-SUB_PROTOCOL = {"classifier": ClassifierAdapter, "causal_lm": CausalLMAdapter}
+SUB_PROTOCOL = {"classifier": ClassifierAdapter, "causal_lm": CausalLMAdapter, "tree": TreeModelAdapter}
 
 
 def _entry(group: str, name: str):
