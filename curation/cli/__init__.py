@@ -17,7 +17,6 @@ from curation.errors import CurationError
 # module name under curation.cli -> command attribute; imported lazily so `curate --help` stays fast
 COMMANDS = {
     "init": "init_cmd",
-    "train": "train_cmd",
     "ui": "ui_cmd",
     "plugins": "plugins_cmd",
     "config": "config_group",
@@ -71,26 +70,9 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(1)
-    except click.ClickException as exc:  # bad options and arguments: the same one line as any other user error
-        click.echo(f"error: {click_error_line(exc)}", err=True)
-        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
     except CurationError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-
-
-def click_error_line(exc: click.ClickException) -> str:
-    """One line for a click error: the command, the message, and for an unknown option the valid ones."""
-    ctx = getattr(exc, "ctx", None)
-    where = f"{ctx.command_path}: " if ctx is not None else ""
-    if isinstance(exc, click.NoSuchOption) and ctx is not None:
-        from curation._internal.suggest import did_you_mean
-
-        valid = [o for p in ctx.command.get_params(ctx) for o in p.opts if o.startswith("-")]
-        return f"{where}unknown option '{exc.option_name}'{did_you_mean(exc.option_name, valid)}"
-    if isinstance(ctx.command if ctx else None, click.Group) and exc.format_message().startswith("No such command"):
-        from curation._internal.suggest import did_you_mean
-
-        name = exc.format_message().split("'")[1]
-        return f"{where}unknown command '{name}'{did_you_mean(name, ctx.command.list_commands(ctx))}"
-    return where + " ".join(exc.format_message().split())
