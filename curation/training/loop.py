@@ -18,6 +18,7 @@ import polars as pl
 import torch
 from torch import nn
 
+from curation.io import write_parquet
 from curation.models.base import ModelAdapter, adapter_model_config
 from curation.models.checkpoints import CheckpointInfo, save_checkpoint
 from curation.progress import progress_bar
@@ -45,6 +46,12 @@ class TrainConfig:
         metadata={"help": "IAU gradient restriction alpha: adds alpha * sum of per-tensor gradient L2 norms to the "
                           "loss (double backprop, ~2-3x cost); 0 = off, the IAU paper uses 0.005"},
     )
+    record_examples: bool = field(
+        default=False,
+        metadata={"help": "record every presentation's per-example loss and (classifiers) correctness; written as "
+                          "example_records.parquet beside the checkpoints (forgetting events, curation.selection."
+                          "difficulty)"},
+    )
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
@@ -63,6 +70,7 @@ class TrainResult:
     checkpoints: list[dict]  # file (name inside checkpoint_dir), step, learning_rate
     positions: pl.DataFrame  # example_id, position (index of its last exposure in the run), epoch
     curve: pl.DataFrame  # step, train_loss (mean since the previous evaluation), val_loss
+    records: pl.DataFrame | None = None  # with record_examples: example_id, step, epoch, loss, correct
 
 
 def learning_rate_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -119,6 +127,7 @@ def train(
     checkpoints: list[dict] = []
     curve: list[dict] = []
     window: list[float] = []
+    records: list[dict] = []
     model.train()
     with progress_bar(total=steps, description="training", enabled=show_progress) as advance:
         for step in range(steps):
@@ -127,7 +136,10 @@ def train(
             lr = learning_rate_at(cfg, step, steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss = restricted_loss(adapter.example_losses(model, batch).mean(), params, cfg.gradient_restriction)
+            losses = adapter.example_losses(model, batch)
+            if cfg.record_examples:
+                records.append(presentation_record(adapter, model, batch, losses, idx, step))
+            loss = restricted_loss(losses.mean(), params, cfg.gradient_restriction)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -159,7 +171,42 @@ def train(
         }
     ).sort("position")
     schema = {"step": pl.Int64, "train_loss": pl.Float64, "val_loss": pl.Float64}
-    return TrainResult(model, checkpoints, positions, pl.DataFrame(curve, schema=schema))
+    record_frame = example_records(ids, records, n) if cfg.record_examples else None
+    if record_frame is not None and checkpoint_dir is not None:
+        write_parquet(record_frame, Path(checkpoint_dir) / RECORDS_FILE)
+    return TrainResult(model, checkpoints, positions, pl.DataFrame(curve, schema=schema), record_frame)
+
+
+RECORDS_FILE = "example_records.parquet"
+
+
+@torch.no_grad()
+def presentation_record(
+    adapter: ModelAdapter, model: nn.Module, batch: dict, losses: torch.Tensor, idx: np.ndarray, step: int
+) -> dict:
+    """One step's presentations: row index, loss before the update and, for classifiers, whether the model's
+    prediction (argmax of ``adapter.logits``, same training-mode forward) equals the label."""
+    correct = None
+    if adapter.kind == "classifier" and "y" in batch:
+        correct = (adapter.logits(model, batch).argmax(-1) == batch["y"]).tolist()
+    return {"rows": idx.tolist(), "step": step + 1, "loss": losses.detach().double().tolist(), "correct": correct}
+
+
+def example_records(ids: pl.Series, records: list[dict], n: int) -> pl.DataFrame:
+    """Per-presentation frame ``example_id, step, epoch, loss, correct`` (``correct`` null for non-classifiers);
+    ``epoch`` = presentation position // ``n`` (the table's rows)."""
+    rows, steps, losses, correct = [], [], [], []
+    for rec in records:
+        rows += rec["rows"]
+        steps += [rec["step"]] * len(rec["rows"])
+        losses += rec["loss"]
+        correct += rec["correct"] if rec["correct"] is not None else [None] * len(rec["rows"])
+    position = np.arange(len(rows))
+    return pl.DataFrame(
+        {"example_id": ids.gather(rows) if rows else ids.head(0), "step": steps, "epoch": (position // n).tolist(),
+         "loss": losses, "correct": correct},
+        schema_overrides={"step": pl.Int64, "epoch": pl.Int64, "loss": pl.Float64, "correct": pl.Boolean},
+    )
 
 
 def restricted_loss(loss: torch.Tensor, params: list[torch.Tensor], alpha: float) -> torch.Tensor:
