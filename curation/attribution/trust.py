@@ -145,8 +145,8 @@ def domain_purity_table(rankings: Mapping[str, np.ndarray], train_domains: Seque
     """Top-k domain purity of every ranking, and for each influence method its paired per-query difference to the
     best text baseline (mean and standard error; ``beats_text`` when the mean exceeds two standard errors).
 
-    Columns: ``ranking, kind, domain_purity, vs_best_text, vs_best_text_se, beats_text`` (the last three null
-    for baselines, or when no text baseline was scored).
+    Columns: ``ranking, kind, domain_purity, best_text, vs_best_text, vs_best_text_se, beats_text`` (the last
+    four null for baselines, or when no text baseline was scored).
     """
     hits = {name: domain_hits(m, train_domains, query_domains, k) for name, m in rankings.items()}
     texts = [t for t in TEXT_BASELINES if t in hits]
@@ -154,14 +154,16 @@ def domain_purity_table(rankings: Mapping[str, np.ndarray], train_domains: Seque
     rows = []
     for name, h in hits.items():
         row = {"ranking": name, "kind": "influence" if name in influence else "baseline",
-               "domain_purity": float(h.mean()), "vs_best_text": None, "vs_best_text_se": None, "beats_text": None}
+               "domain_purity": float(h.mean()), "best_text": None, "vs_best_text": None, "vs_best_text_se": None,
+               "beats_text": None}
         if name in influence and best_text is not None:
             diff = h - hits[best_text]
             se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else float("nan")
-            row.update(vs_best_text=float(diff.mean()), vs_best_text_se=se,
+            row.update(best_text=best_text, vs_best_text=float(diff.mean()), vs_best_text_se=se,
                        beats_text=bool(diff.mean() > 2 * se) if math.isfinite(se) else False)
         rows.append(row)
-    schema = {"ranking": pl.Utf8, "kind": pl.Utf8, "domain_purity": pl.Float64, "vs_best_text": pl.Float64,
+    schema = {"ranking": pl.Utf8, "kind": pl.Utf8, "domain_purity": pl.Float64, "best_text": pl.Utf8,
+              "vs_best_text": pl.Float64,
               "vs_best_text_se": pl.Float64, "beats_text": pl.Boolean}
     return pl.DataFrame(rows, schema=schema)
 
@@ -173,13 +175,16 @@ def trust_verdicts(agreement: pl.DataFrame, purity: pl.DataFrame | None = None) 
         base = agreement.filter((pl.col("method") == method) & pl.col("reference").is_in(TEXT_BASELINES))
         row = purity.filter(pl.col("ranking") == method) if purity is not None else None
         if row is not None and row.height and row["beats_text"][0] is not None:
-            diff, se = row["vs_best_text"][0], row["vs_best_text_se"][0]
+            diff, se, ref = row["vs_best_text"][0], row["vs_best_text_se"][0], row["best_text"][0]
             if row["beats_text"][0]:
                 lines.append(f"{method}: retrieves same-domain passages better than text similarity "
-                             f"(top-k domain purity +{diff:.2f} ± {se:.2f} over the best text baseline).")
+                             f"(top-k domain purity {diff:+.2f} ± {se:.2f} against {ref}).")
+            elif diff < -2 * se:
+                lines.append(f"{method}: no better than text similarity; worse: {ref} retrieves more same-domain "
+                             f"passages (top-k domain purity {diff:+.2f} ± {se:.2f} against {ref}).")
             else:
-                lines.append(f"{method}: no better than text similarity: its top-k domain purity differs from the "
-                             f"best text baseline's by {diff:+.2f} ± {se:.2f}, not more than two standard errors.")
+                lines.append(f"{method}: no better than text similarity: top-k domain purity {diff:+.2f} ± {se:.2f} "
+                             f"against {ref}, within two standard errors.")
         elif base.height:
             best = base.sort("top_k_overlap", descending=True).row(0, named=True)
             if best["top_k_overlap"] >= SAME_LISTS:
@@ -189,6 +194,10 @@ def trust_verdicts(agreement: pl.DataFrame, purity: pl.DataFrame | None = None) 
                 lines.append(f"{method}: its top-k lists differ from text similarity (largest overlap "
                              f"{best['top_k_overlap']:.2f}, with {best['reference']}; chance "
                              f"{best['chance_overlap']:.2f}).")
+        grad = agreement.filter((pl.col("method") == method) & (pl.col("reference") == "gradient_cosine"))
+        if grad.height and grad["top_k_overlap"][0] >= SAME_LISTS:
+            lines.append(f"{method}: its top-k lists are mostly plain gradient cosine's at the final checkpoint "
+                         f"(overlap {grad['top_k_overlap'][0]:.2f}): checkpoints and weighting add little.")
     pairs = agreement.filter(pl.col("reference_kind") == "influence")
     if pairs.height:
         low = pairs.sort("top_k_overlap").row(0, named=True)
