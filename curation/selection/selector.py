@@ -59,7 +59,7 @@ class SelectorConfig:
     """How many examples to keep (fraction, count or tokens), how to rank them, per-group quotas and dedup."""
 
     budget: Literal["fraction", "count", "tokens"] = field(
-        default="fraction", metadata={"help": "what value counts: fraction of pool rows | count of rows | tokens"})
+        default="fraction", metadata={"help": "what value counts: fraction of the eligible pool rows | rows | tokens"})
     value: float = field(default=0.1, metadata={"help": "the budget: a fraction in [0, 1], a row count or a "
                                                          "token count"})
     method: Literal["gumbel", "topk"] = field(
