@@ -25,10 +25,11 @@ import pyarrow.parquet as pq
 
 from curation.config import to_dict
 from curation.errors import DataContractError
+from curation.executors import ExecutorConfig
 from curation.io import read_table, write_parquet
 from curation.plugins import MethodSpec, build_method
 from curation.selection.apply import write_filtered
-from curation.selection.dsir import selection_kl_reduction
+from curation.selection.dsir import DSIRConfig, selection_kl_reduction
 from curation.selection.selector import Selector, SelectorConfig, selection_issues
 from curation.selection.text_shards import source_files
 
@@ -94,7 +95,9 @@ def run_selection(pool: str | os.PathLike[str], target: str | os.PathLike[str], 
     keep = selection["keep"].to_numpy()
     figures: dict[str, Any] = {"kept": int(keep.sum()), "pool_rows": len(keep)}
     if kl_reduction:
-        figures["kl_reduction"] = selection_kl_reduction(files, target_frame, keep, text_column=text_column)
+        executor = getattr(method.config, "executor", ExecutorConfig())  # where the scorer ran its shards
+        figures["kl_reduction"] = selection_kl_reduction(files, target_frame, keep, text_column=text_column,
+                                                         config=DSIRConfig(executor=executor))
     out = Path(out_dir)
     manifest = write_filtered(
         [str(f) for f in files] if len(files) > 1 else str(files[0]), selection, out, selector=Selector.name,
