@@ -84,7 +84,7 @@ def greedy_influence(cascades: Cascades, budget: int) -> list[int]:
     heapq.heapify(heap)
     chosen: list[int] = []
     while len(chosen) < budget:
-        neg, v, stamp = heapq.heappop(heap)
+        _, v, stamp = heapq.heappop(heap)
         if stamp == len(chosen):
             chosen.append(v)
             for r in range(reps):

@@ -6,6 +6,9 @@ properly) are stacked, centred on their joint mean, and whitened with the Choles
 ``S = X^T X / N + ridge I`` (``x~ = x L^-T``), so no dominant feature direction can swamp the similarity; rows are
 then unit-normalised and ``C = x~_cand x~_target^T`` is a cosine, with OT ground cost ``sqrt(2 - 2 C)``.
 
+Whitening a ``d``-dimensional covariance needs many more rows than ``d`` (the spec's pitfall), so features wider
+than ``whiten_dim`` are first reduced by a seeded Gaussian projection, which preserves their geometry [O].
+
 Selection:
 - fixed size: every target's 1st nearest candidate, then every target's 2nd, ... until the budget; within the
   last, partial round the candidates closest to their target go first [O] (the reference fills it by OT dual
@@ -129,13 +132,16 @@ class TAROTConfig:
     """Whitening ridge and the selection mode."""
 
     ridge: float = field(default=1e-5, metadata={"help": "ridge added to the feature covariance before Cholesky"})
+    whiten_dim: int = field(default=128, metadata={
+        "help": "features wider than this are first reduced by a seeded Gaussian projection (whitening needs many "
+                "more rows than dimensions); 0 = never"})
     fraction: float = field(default=0.0, metadata={"help": "fixed selection share; 0 = estimate it (OTM)"})
     folds: int = field(default=10, metadata={"help": "target folds for OTM ratio estimation"})
     seed: int = field(default=0, metadata={"help": "seed of the target folds"})
 
     def __post_init__(self) -> None:
-        if self.ridge <= 0 or not 0 <= self.fraction <= 1 or self.folds < 2:
-            raise ValueError("ridge must be > 0, fraction in [0, 1] and folds >= 2")
+        if self.ridge <= 0 or not 0 <= self.fraction <= 1 or self.folds < 2 or self.whiten_dim < 0:
+            raise ValueError("ridge must be > 0, fraction in [0, 1], folds >= 2 and whiten_dim >= 0")
 
 
 class TAROTSelector:
@@ -149,7 +155,12 @@ class TAROTSelector:
 
     def scores(self, features: TargetedFeatures) -> TargetedScores:
         """WFD similarity as a train x target matrix."""
-        return TargetedScores(wfd_similarity(*averaged_features(features), ridge=self.config.ridge), features.tasks)
+        cand, tgt = averaged_features(features)
+        k = self.config.whiten_dim
+        if 0 < k < cand.shape[1]:
+            proj = np.random.default_rng(self.config.seed).standard_normal((cand.shape[1], k)) / np.sqrt(k)
+            cand, tgt = cand @ proj, tgt @ proj
+        return TargetedScores(wfd_similarity(cand, tgt, ridge=self.config.ridge), features.tasks)
 
     def select(self, features: TargetedFeatures, example_ids: pl.Series) -> pl.DataFrame:
         """``example_id, keep, rank`` in input order (rank = selection order; OTM ranks by best similarity)."""
