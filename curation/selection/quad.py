@@ -8,11 +8,16 @@ influence computations on a few sampled rows per cluster instead of scoring ever
    unseen rows and score them with a registered influence scorer (``ekfac`` or ``tracin`` via ``build_method``)
    against a sample of the target rows. A row's influence is its mean score over the target queries (positive =
    training on it lowers the target loss).
-3. Rewards are z-scored with the mean and standard deviation of the first iteration's row influences (the spec's
-   normalisation, so ``alpha`` means the same on any model); a cluster's reward is its sampled rows' mean minus
-   ``offset``. A positive reward adds a block of ``block_size`` random unselected rows of that cluster to the
-   selection. The reward is shared with every cluster whose centroid lies within cosine distance
-   ``neighbor_radius``, weighted ``1 - d / neighbor_radius``.
+3. Before the bandit starts, one sweep scores ``samples_per_cluster`` rows of *every* cluster (no rows are
+   selected in it). Rewards are z-scored with the mean and standard deviation of the sweep's row influences -- the
+   spec's "z-score over the first iteration", with a first iteration that covers the pool, so ``reward > 0`` means
+   "more helpful to the target than the pool's average row" and ``alpha`` means the same on any model. Without the
+   sweep, the first clusters pulled set the zero point and, on a planted-domain test, a mediocre cluster that
+   happened to be pulled first took the whole budget before the target's clusters were ever tried (7 of 20 seeds).
+   A cluster's reward is its sampled rows' mean minus ``offset``; in the bandit phase a positive reward adds a
+   block of ``block_size`` random unselected rows of that cluster to the selection. The reward is shared with
+   every cluster whose centroid lies within cosine distance ``neighbor_radius``, weighted
+   ``1 - d / neighbor_radius``.
 4. Stop when ``keep_fraction`` of the pool is selected or after ``max_iterations``; a budget still open then is
    filled from the clusters in order of ``R̄`` (then cluster index), so every method compared at one budget gets it.
 
@@ -135,8 +140,27 @@ class QuadSelector:
         tie = rng.permutation(k)
         order = np.full(pool.height, -1, dtype=np.int64)
         chosen = 0
-        scale: tuple[float, float] | None = None
+        scale: tuple[float, float] = (0.0, 1.0)
         iterations = scored = 0
+
+        def pull(clusters: list[int]) -> list[tuple[int, float]]:
+            """Score a fresh sample of each cluster; (cluster, reward) after the normalisation."""
+            nonlocal scale, scored
+            samples = {c: [unseen[c].pop() for _ in range(min(cfg.samples_per_cluster, len(unseen[c])))]
+                       for c in clusters}
+            rows = np.concatenate([samples[c] for c in clusters])
+            context = self._context(adapter, checkpoints, pool[rows], queries)
+            result = scorer.score(context, factors=factors) if factors is not None else scorer.score(context)
+            influence = np.asarray(result.matrix, dtype=np.float64).mean(1)
+            if scored == 0:  # the sweep over every cluster: an estimate of the whole pool's influence
+                scale = (float(influence.mean()), float(influence.std()) or 1.0)
+            scored += rows.size
+            z = (influence - scale[0]) / scale[1]
+            bounds = np.cumsum([0] + [len(samples[c]) for c in clusters])
+            return [(c, float(z[bounds[i] : bounds[i + 1]].mean()) - cfg.offset) for i, c in enumerate(clusters)]
+
+        for c, reward in pull([c for c in range(k) if unseen[c]]):
+            bandit.update(c, reward)
         with progress_bar(total=budget, description="quad selection") as advance:
             while chosen < budget and iterations < cfg.max_iterations:
                 open_ = np.array([bool(free[c]) and bool(unseen[c]) for c in range(k)])
@@ -144,20 +168,7 @@ class QuadSelector:
                     break
                 cs = np.where(open_, bandit.cluster_score(cfg.alpha), -np.inf)
                 pulled = [int(c) for c in np.lexsort((tie, -cs))[: cfg.clusters_per_iteration] if open_[c]]
-                samples = {c: [unseen[c].pop() for _ in range(min(cfg.samples_per_cluster, len(unseen[c])))]
-                           for c in pulled}
-                rows = np.concatenate([samples[c] for c in pulled])
-                context = self._context(adapter, checkpoints, pool[rows], queries)
-                result = scorer.score(context, factors=factors) if factors is not None else scorer.score(context)
-                influence = np.asarray(result.matrix, dtype=np.float64).mean(1)
-                scored += rows.size
-                if scale is None:
-                    scale = (float(influence.mean()), float(influence.std()) or 1.0)
-                z = (influence - scale[0]) / scale[1]
-                start = 0
-                for c in pulled:
-                    reward = float(z[start : start + len(samples[c])].mean()) - cfg.offset
-                    start += len(samples[c])
+                for c, reward in pull(pulled):
                     bandit.update(c, reward)
                     if reward > 0:
                         chosen = self._take(free[c], min(cfg.block_size, budget - chosen), order, chosen, advance)
