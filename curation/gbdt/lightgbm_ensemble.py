@@ -1,4 +1,4 @@
-"""Read a LightGBM booster into a ``TreeEnsemble``: leaf outputs from ``dump_model``, leaf membership from
+"""Read a LightGBM booster into a ``TreeEnsemble``: leaf outputs from its text model, leaf membership from
 ``predict(pred_leaf=True)``, learning rate and ``lambda_l2`` from the booster's own parameters.
 
 The influence formulas assume plain Newton leaves, so boosters whose leaf values are not ``-lr * G / (H + l2)``
@@ -40,27 +40,29 @@ def _check_params(params: dict[str, Any]) -> str:
     return objective
 
 
+def _leaf_values(text: str) -> list[np.ndarray]:
+    """Per tree, the leaf outputs in leaf-index order, read from LightGBM's text model format (``num_class``,
+    ``Tree=``, ``leaf_value=`` lines); much faster than ``dump_model``'s JSON of every node."""
+    values: list[np.ndarray] = []
+    for line in text.splitlines():
+        if line.startswith("num_class=") and int(line.split("=", 1)[1]) != 1:
+            raise CurationError("multiclass LightGBM models are not supported by tree influence (one output only)")
+        if line.startswith("leaf_value="):
+            values.append(np.array(line.split("=", 1)[1].split(), dtype=np.float64))
+        elif line.startswith("end of trees"):
+            break
+    return values
+
+
 def ensemble_from_lightgbm(booster: Any, y_train: np.ndarray) -> TreeEnsemble:
     """The ``TreeEnsemble`` of a fitted ``lightgbm.Booster``; ``y_train`` sets the base score that LightGBM's
     ``boost_from_average`` folded into the first tree (logit or mean of the training labels)."""
     import lightgbm
 
-    params = lightgbm.Booster(model_str=booster.model_to_string()).params  # canonical names, defaults filled in
+    text = booster.model_to_string()
+    params = lightgbm.Booster(model_str=text).params  # canonical names, defaults filled in
     objective = _check_params(params)
-    dump = booster.dump_model()
-    if int(dump.get("num_class", 1)) != 1:
-        raise CurationError("multiclass LightGBM models are not supported by tree influence (one output only)")
-    leaf_values = []
-    for tree in dump["tree_info"]:
-        values = np.zeros(int(tree["num_leaves"]))
-        stack = [tree["tree_structure"]]
-        while stack:
-            node = stack.pop()
-            if "leaf_value" in node:
-                values[int(node.get("leaf_index", 0))] = float(node["leaf_value"])
-            else:
-                stack.extend((node["left_child"], node["right_child"]))
-        leaf_values.append(values)
+    leaf_values = _leaf_values(text)
     bias = 0.0
     if params.get("boost_from_average", True) and len(y_train):
         mean = float(np.mean(y_train))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from curation.executors import ExecutorConfig
+from curation.gbdt.config import TreeInfluenceConfig
 from curation.gradients.projection import ProjectionConfig
 
 
@@ -59,6 +60,8 @@ class ScoreInfluenceConfig:
     normalize: str = field(default="both", metadata={"help": "TracIn renormalisation for retrieval: none|train|both"})
     trak_damping: float = field(default=1e-3, metadata={"help": "TRAK ridge, relative to the mean Gram diagonal"})
     out_dir: str = field(default="artifacts/score_influence", metadata={"help": "matrices, top-k tables, report"})
+    tree: TreeInfluenceConfig = field(default_factory=TreeInfluenceConfig,
+                                      metadata={"help": "score a boosted-tree model instead (tree.model set)"})
 
     def __post_init__(self) -> None:
         if self.normalize not in ("none", "train", "both"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from curation.gbdt.config import TreeInfluenceConfig
 from curation.selection.self_influence import SelfInfluenceSelectorConfig
 
 
@@ -22,6 +23,8 @@ class DetectLabelErrorsConfig:
     )
     out_dir: str = field(default="data/digits_filtered", metadata={"help": "filtered.parquet + manifest.json"})
     report_dir: str = field(default="artifacts/detect_label_errors", metadata={"help": "scores, plots, report"})
+    tree: TreeInfluenceConfig = field(default_factory=TreeInfluenceConfig,
+                                      metadata={"help": "rank a boosted-tree model's self-influence instead (tree.model set)"})
     tag_model: str = field(
         default="auto",
         metadata={"help": "models:/ URI to tag with the label-error rate; auto = the version registered beside the "

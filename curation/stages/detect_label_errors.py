@@ -1,11 +1,13 @@
 """Stage detect_label_errors: TracIn self-influence of every digits training example (from the compute_gradients
-store) -> SelfInfluenceSelector -> filtered training table + manifest. With known flipped ids the report shows
+store), or with a ``tree`` block a boosted-tree model's BoostIn/TREX/LeafInfluence self-influence ->
+SelfInfluenceSelector -> filtered training table + manifest. With known flipped ids the report shows
 the detection precision-recall curve and average precision."""
 
 from pathlib import Path
 
 import polars as pl
 
+from curation.gbdt.stage import tree_self_influence_frame
 from curation.io import read_table, write_parquet
 from curation.issue_tables import dataset_summary, issue_table
 from curation.models.registered import registered_uri
@@ -23,25 +25,29 @@ STAGE = "detect_label_errors"
 
 
 def main(cfg: DetectLabelErrorsConfig) -> None:
-    gcfg = _influence.gradients_config(cfg.gradients_stage)
-    job = gcfg.classifier
-    ctx = _influence.job_context(job)
+    if cfg.tree.model:  # a boosted-tree model: tree self-influence (boostin, trex, leaf_influence)
+        train_data, checkpoints, method = cfg.tree.train, cfg.tree.model, f"{cfg.tree.method}_self_influence"
+    else:
+        gcfg = _influence.gradients_config(cfg.gradients_stage)
+        job = gcfg.classifier
+        ctx = _influence.job_context(job)
+        train_data, checkpoints, method = job.train_data, job.checkpoints, "tracin_self_influence"
     report_dir, plots = Path(cfg.report_dir), Path(cfg.report_dir) / "plots"
     with RunRecorder(STAGE, cfg) as rec:
-        scores = pl.DataFrame({"example_id": ctx.train["example_id"],
-                               "score": _influence.tracin(job, gcfg.store, "classifier", normalize="none")
-                               .self_influence(ctx)})
+        scores = tree_self_influence_frame(cfg.tree) if cfg.tree.model else pl.DataFrame(
+            {"example_id": ctx.train["example_id"],
+             "score": _influence.tracin(job, gcfg.store, "classifier", normalize="none").self_influence(ctx)})
         selector = SelfInfluenceSelector(cfg.selector)
         selection = selector.select(scores)
-        manifest = write_filtered(job.train_data, selection, cfg.out_dir, selector=selector.name, config=cfg.selector)
+        manifest = write_filtered(train_data, selection, cfg.out_dir, selector=selector.name, config=cfg.selector)
         write_parquet(selection, report_dir / "selection.parquet")
         issues = issue_table(selection["example_id"], selection["score"], issue="label",
                              flagged=~selection["keep"].to_numpy() if cfg.selector.action == "drop"
                              else (selection["reason"] == REASON).to_numpy())
-        summary_row = dataset_summary(issues, issue="label", method="tracin_self_influence")
+        summary_row = dataset_summary(issues, issue="label", method=method)
         write_parquet(issues, report_dir / "label_issues.parquet")
         write_parquet(summary_row, report_dir / "summary.parquet")
-        report = HTMLReport("Label errors by TracIn self-influence", subtitle=f"{job.train_data}")
+        report = HTMLReport(f"Label errors by {method.replace('_', ' ')}", subtitle=f"{train_data}")
         report.key_values({k: manifest[k] for k in ("rows_in", "kept", "dropped", "config_hash", "source_digest")})
         summary = {"rows_in": manifest["rows_in"], "kept": manifest["kept"], "dropped": manifest["dropped"],
                    "label_error_rate": label_error_rate(manifest)}
@@ -63,9 +69,9 @@ def main(cfg: DetectLabelErrorsConfig) -> None:
                                        title=f"log self-influence, {name} labels", xlabel="log score"),
                              caption=f"{name} labels")
         report.heading("Highest self-influence").table(
-            selection.sort("rank").head(20).join(read_table(job.train_data).select("example_id", "label"),
+            selection.sort("rank").head(20).join(read_table(train_data).select("example_id", "label"),
                                                  on="example_id"))
-        tag_model = registered_uri(job.checkpoints) if cfg.tag_model == "auto" else (cfg.tag_model or None)
+        tag_model = registered_uri(checkpoints) if cfg.tag_model == "auto" else (cfg.tag_model or None)
         if tag_model:
             tag_label_error_rate(tag_model, summary, metrics, run_id=rec.run_id)
             report.key_values({"tagged model version": tag_model})

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from curation.gbdt.stage import run_tree_stage
 from curation.gradients.config import ScoreInfluenceConfig
 from curation.gradients.jobs import save_scores
 from curation.io import read_table
@@ -33,6 +34,9 @@ def retrieval_metrics(top: pl.DataFrame, train: pl.DataFrame, queries: pl.DataFr
 
 
 def main(cfg: ScoreInfluenceConfig) -> None:
+    if cfg.tree.model:  # a boosted-tree model: BoostIn / TREX / LeafInfluence instead of the LM checkpoints
+        run_tree_stage(STAGE, cfg, cfg.tree, out_dir=cfg.out_dir, top_k=cfg.top_k)
+        return
     gcfg = _influence.gradients_config(cfg.gradients_stage)
     queries = read_table(cfg.queries) if cfg.queries else None
     ctx = _influence.job_context(gcfg.lm, queries)

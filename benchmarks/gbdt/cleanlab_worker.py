@@ -1,0 +1,19 @@
+"""Runs INSIDE the cleanlab 2.9.0 peer venv (never imported by the project): label-quality scores of the given
+labels from cross-validated probabilities (npz: labels, pred_probs) -> npz (quality, is_issue, seconds).
+
+    /work/peers/cleanlab/bin/python benchmarks/gbdt/cleanlab_worker.py in.npz out.npz
+"""
+
+import sys
+import time
+
+import numpy as np
+from cleanlab.filter import find_label_issues
+from cleanlab.rank import get_label_quality_scores
+
+data = np.load(sys.argv[1])
+labels, pred_probs = data["labels"].astype(int), data["pred_probs"]
+start = time.perf_counter()
+quality = get_label_quality_scores(labels, pred_probs)  # self_confidence, cleanlab's default
+is_issue = find_label_issues(labels, pred_probs)  # confident learning, prune_by_noise_rate
+np.savez(sys.argv[2], quality=quality, is_issue=is_issue, seconds=time.perf_counter() - start)
