@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from curation.errors import DataContractError
+from curation.errors import CurationError, DataContractError
 from curation.issue_tables import check_issue_table
 from curation.selection.betr import BETRConfig, BETRScorer, target_similarity
 from curation.selection.bm25 import BM25Config, BM25Scorer, bm25_relevance
@@ -119,3 +120,10 @@ def test_bad_tables_are_refused() -> None:
         BM25Scorer().score(pool, pl.DataFrame({"text": ["a"]}))
     with pytest.raises(DataContractError, match="betr target table: missing column 'text'"):
         BETRScorer().score(pool, pl.DataFrame({"body": ["a"]}))
+
+
+def test_a_sentence_transformers_model_without_the_package_is_a_one_line_error(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails as if absent
+    with pytest.raises(CurationError, match="needs the sentence-transformers package") as err:
+        TextEmbedding(EmbeddingConfig(model="all-MiniLM-L6-v2")).fit(["a", "b"])
+    assert "\n" not in str(err.value)
