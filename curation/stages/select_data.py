@@ -3,6 +3,7 @@ a budgeted set with the Selector, and write the filtered pool, the decision, the
 ``not_selected`` issue table (curation.selection.run); the pool and the kept rows are logged to the stage's MLflow
 run as its input and output datasets, with a report of the selection."""
 
+import hashlib
 from pathlib import Path
 
 import polars as pl
@@ -25,9 +26,11 @@ def main(cfg: SelectDataConfig) -> None:
                                selector=cfg.selector, target_filter=cfg.target_filter,
                                kl_reduction=cfg.kl_reduction)
         manifest, selection = result.manifest, result.selection
-        pool = pl.concat([read_table(f) for f in source_files(cfg.pool)], how="vertical_relaxed")
+        digests = manifest["source_digest"]  # one per shard file
+        digest = digests if isinstance(digests, str) else hashlib.sha256("".join(digests).encode()).hexdigest()
+        rec.log_dataset_files(source_files(cfg.pool), name="pool", source=cfg.pool, context="input",
+                              digest=digest[:16])
         kept = read_table(out / "filtered.parquet")
-        rec.log_dataset(pool, name="pool", source=cfg.pool, context="input")
         rec.log_dataset(read_table(cfg.target), name="target", source=cfg.target, context="target")
         rec.log_dataset(kept, name="selected", source=str(out / "filtered.parquet"), context="output")
         headline = {k: manifest[k] for k in ("rows_in", "kept", "dropped")}
@@ -41,7 +44,7 @@ def main(cfg: SelectDataConfig) -> None:
                 report.image(histogram(rows["score"], report_dir / "plots" / f"score_{name.replace(' ', '_')}.png",
                                        title=f"selection score, {name}", xlabel="score"), caption=name)
         report.heading("Highest-ranked kept rows").table(
-            selection.filter("keep").sort("rank").head(20).join(pool, on="example_id", how="left"))
+            selection.filter("keep").sort("rank").head(20).join(kept, on="example_id", how="left"))
         report.write(report_dir / "report.html")
         rec.log_artifact(report_dir / "report.html")
         for name in ("manifest.json", "selection.parquet", "not_selected_issues.parquet", "summary.parquet"):

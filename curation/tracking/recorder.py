@@ -211,6 +211,20 @@ class RunRecorder:
             dataset = mlflow.data.from_polars(frame, source=source, name=name)
         mlflow.log_input(dataset, context=context)
 
+    def log_dataset_files(self, paths: list[str | Path], *, name: str, source: str, digest: str,
+                          context: str = "training") -> None:
+        """``mlflow.log_input`` of a dataset kept as Parquet files, without loading its rows (a pool too large for
+        memory): the schema comes from the first file's footer, the digest from the caller."""
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.data.polars_dataset import infer_schema
+
+        schema = infer_schema(pl.read_parquet(paths[0], n_rows=0))
+        with warnings.catch_warnings():  # mlflow warns that a local path matches two equivalent source types
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = MetaDataset(resolve_dataset_source(source), name=name, digest=digest[:36], schema=schema)
+        mlflow.log_input(dataset, context=context)
+
 
 def latest_stage_runs(experiment: str | None = None) -> list[dict[str, str]]:
     """The most recent run of each stage in the experiment: stage, run name, status, run id, UI path."""

@@ -130,3 +130,5 @@ def test_stage_logs_datasets_and_report(tables, tmp_path, mlflow_store, monkeypa
     run = mlflow.search_runs(experiment_names=["test"], output_format="list")[0]
     contexts = sorted(i.tags[0].value for i in run.inputs.dataset_inputs)
     assert contexts == ["input", "output", "target"]
+    pool_input = next(i.dataset for i in run.inputs.dataset_inputs if i.dataset.name == "pool")
+    assert '"text"' in pool_input.schema and len(pool_input.digest) == 16  # from the Parquet footers, no rows read
