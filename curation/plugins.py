@@ -63,6 +63,8 @@ def _load_group(group: str) -> dict[str, PluginEntry]:
 
 def list_plugins(group: str | None = None) -> list[PluginEntry]:
     """Every plugin of one group (or all groups) with its load status."""
+    if group is not None and group not in GROUPS:
+        raise PluginError(f"--group: unknown entry-point group '{group}'{did_you_mean(group, GROUPS)}")
     groups = [group] if group else list(GROUPS)
     return [entry for g in groups for entry in _load_group(g).values()]
 

@@ -70,9 +70,25 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # bad options and arguments: the same one line as any other user error
+        click.echo(f"error: {click_error_line(exc)}", err=True)
+        sys.exit(2)
     except CurationError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+def click_error_line(exc: click.ClickException) -> str:
+    """One line for a click error: the command, the message, and for an unknown option or command the valid ones."""
+    from curation._internal.suggest import did_you_mean
+
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    message = " ".join(exc.format_message().split())
+    if isinstance(exc, click.NoSuchOption) and ctx is not None:
+        valid = [o for p in ctx.command.get_params(ctx) for o in p.opts if o.startswith("-")]
+        return f"{where}unknown option '{exc.option_name}'{did_you_mean(exc.option_name, valid)}"
+    if ctx is not None and isinstance(ctx.command, click.Group) and message.startswith("No such command"):
+        name = message.split("'")[1]
+        return f"{where}unknown command '{name}'{did_you_mean(name, ctx.command.list_commands(ctx))}"
+    return where + message

@@ -25,7 +25,7 @@ _options = [
     click.option("--train", "train", required=True, type=click.Path(dir_okay=False), help="Training table with a domain column."),
     click.option("--val", "val", required=True, type=click.Path(dir_okay=False), help="Validation table (task column = domain)."),
     click.option("--tasks", default="", help="Comma-separated validation tasks (default: every domain in --val)."),
-    click.option("--tokens", default=16384, show_default=True, help="Tokens sampled per training domain."),
+    click.option("--tokens", type=click.IntRange(min=1), default=16384, show_default=True, help="Tokens sampled per training domain."),
     click.option("--hessian", type=click.Choice(["identity", "lissa", "ekfac"]), default="identity", show_default=True,
                  help="Inverse-Hessian approximation."),
 ]

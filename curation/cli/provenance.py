@@ -28,7 +28,7 @@ def provenance_group() -> None:
 @click.option("--null-model", "null_models", multiple=True,
               help="Model independent of our run (checkpoint, models:/ URI or folder of checkpoints; repeatable, "
                    "at least 2): calibrates each suspect's rho for this order and reference.")
-@click.option("--permutations", default=999, show_default=True, help="Permutations for the exact p-value.")
+@click.option("--permutations", type=click.IntRange(min=1), default=999, show_default=True, help="Permutations for the exact p-value.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the results table here (Parquet).")
 def query_cmd(train_path: str, run_dir: str, reference: str, suspects: tuple[str, ...], null_models: tuple[str, ...],

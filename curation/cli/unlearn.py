@@ -16,8 +16,8 @@ import click
               help="Where to write the unlearned .safetensors checkpoint.")
 @click.option("--method", type=click.Choice(["retrain", "gradient_ascent", "gradient_difference", "iau"]),
               default="iau", show_default=True, help="Unlearning operator.")
-@click.option("--steps", type=int, default=None, help="Optimiser steps (default from --config or 1).")
-@click.option("--lr", type=float, default=None, help="Unlearning learning rate (default from --config or 1e-3).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimiser steps (default from --config or 1).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Unlearning learning rate (default from --config or 1e-3).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML mapping of further operator settings (keys of UnlearnConfig, incl. 'train' for retrain).")
 @click.option("--register-as", default="", help="Also register the result as a new version of this MLflow model.")

@@ -9,7 +9,7 @@ import click
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--contract", type=click.Choice(["text", "features"]), default="text", show_default=True,
               help="Which data contract the table must satisfy.")
-@click.option("--n-classes", type=int, default=None, help="Labels must lie in 0..N-1.")
+@click.option("--n-classes", type=click.IntRange(min=2), default=None, help="Labels must lie in 0..N-1.")
 def validate_cmd(path: str, contract: str, n_classes: int | None) -> None:
     """Validate a Parquet / JSONL / CSV table against a data contract (Great Expectations).
 

@@ -35,6 +35,8 @@ class TableSpec:
 
         if self.contract not in CONTRACTS:
             raise ValueError(f"contract {self.contract!r} is not one of {', '.join(CONTRACTS)}")
+        if self.n_classes is not None and self.n_classes < 2:
+            raise ValueError(f"n_classes must be at least 2, got {self.n_classes}")
 
 
 @dataclass(frozen=True, kw_only=True)

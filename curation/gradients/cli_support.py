@@ -12,7 +12,6 @@ import polars as pl
 import yaml
 
 from curation.attribution.base import ScoringContext
-from curation.config import load
 from curation.errors import ConfigError, DataContractError
 from curation.io import read_table
 from curation.plugins import get_plugin
@@ -33,12 +32,25 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+# options the commands set from their own flags (--store, --normalize, --projection/--dim); a scorer without them
+# ignores them, while any other key (from --set) must be one of the scorer's options
+COMMAND_OPTIONS = frozenset({"store", "normalize", "projection"})
+
+
 def build_scorer(method: str, options: dict[str, Any]) -> Any:
-    """The registered scorer ``method`` with ``options`` (only keys its config has) loaded strictly."""
-    cls = get_plugin("curation.scorers", method)
-    fields = {f.name for f in dataclasses.fields(cls.config_cls)}
+    """The registered scorer ``method`` (an unknown name lists the registered ones) with ``options`` loaded
+    strictly: a key that is not one of its options is an error listing the valid ones."""
+    from curation._internal.suggest import did_you_mean
+    from curation.plugins import build_method, registered_names
+
+    if method not in registered_names("curation.scorers"):
+        return build_method("curation.scorers", method, where="--method")  # raises, listing the valid names
+    fields = [f.name for f in dataclasses.fields(get_plugin("curation.scorers", method).config_cls)]
+    unknown = sorted(k for k in options if k not in fields and k not in COMMAND_OPTIONS)
+    if unknown:
+        raise ConfigError(f"--set: unknown key '{unknown[0]}' for method '{method}'{did_you_mean(unknown[0], fields)}")
     mapping = {k: v for k, v in options.items() if k in fields and v is not None}
-    return cls(load(cls.config_cls, mapping, where=f"{method} options"))
+    return build_method("curation.scorers", {"name": method, "options": mapping}, where=f"--method {method}")
 
 
 def read_examples(path: str, *, what: str, adapter: Any) -> pl.DataFrame:

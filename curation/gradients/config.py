@@ -27,6 +27,14 @@ class GradientJobConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig,
                                      metadata={"help": "where gradient shards run: local or a Ray cluster"})
 
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "shard_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("train_sample", "query_sample"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 (all rows) or a positive row count, got {getattr(self, name)}")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ComputeGradientsConfig:

@@ -13,10 +13,10 @@ from curation.attribution.base import ScoringContext
 from curation.attribution.tracin import TracInConfig, TracInScorer
 from curation.attribution.trak import TRAKConfig, TRAKScorer
 from curation.config import load
+from curation.gradients.cli_support import read_examples
 from curation.gradients.config import ComputeGradientsConfig, GradientJobConfig
 from curation.gradients.featurize import store_folder
 from curation.gradients.jobs import load_checkpoints, sample_rows
-from curation.io import read_table
 from curation.io.params import load_stage_params
 
 
@@ -27,10 +27,11 @@ def gradients_config(stage: str) -> ComputeGradientsConfig:
 def job_context(job: GradientJobConfig, queries: pl.DataFrame | None = None) -> ScoringContext:
     """Scoring context of one job: sampled train rows, sampled (or given) query rows, all checkpoints."""
     adapter, checkpoints = load_checkpoints(job.checkpoints)
-    train = sample_rows(read_table(job.train_data), job.train_sample, seed=job.seed)
+    train = sample_rows(read_examples(job.train_data, what="training", adapter=adapter), job.train_sample,
+                        seed=job.seed)
     if queries is None:
-        queries = sample_rows(read_table(job.query_data), job.query_sample, seed=job.seed, by="domain") \
-            if job.query_data else train.head(1)
+        queries = sample_rows(read_examples(job.query_data, what="query", adapter=adapter), job.query_sample,
+                              seed=job.seed, by="domain") if job.query_data else train.head(1)
     return ScoringContext(adapter=adapter, checkpoints=checkpoints, train=train, queries=queries,
                           modules=job.modules or None, batch_size=job.batch_size, executor=job.executor)
 

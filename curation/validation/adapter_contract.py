@@ -2,8 +2,10 @@
 (``curate influence``, ``curate label-errors``) can run the same Great Expectations suite as ``validate_data``.
 
 An adapter may declare its own ``contract`` attribute (a :class:`TableContract`); otherwise classifiers (configs
-with ``n_classes``) need the ``features`` contract with labels in ``0..n_classes-1`` (or their configured numeric
-``feature_columns``), and everything else -- language models -- the ``text`` contract.
+with ``n_classes``) need the ``features`` contract with labels in ``0..n_classes-1`` and feature lists of
+``n_features`` values (or their configured numeric ``feature_columns``), and everything else -- language models --
+the ``text`` contract. A checkpoint whose model config disagrees with the table is thereby one line naming the
+first row that does not fit, before any scoring.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ def contract_for_adapter(adapter: Any) -> TableContract:
     columns = tuple(getattr(config, "feature_columns", ()) or ())
     if not columns:
         base = CONTRACTS["features"]
-        return TableContract(name=base.name, required=base.required, optional=base.optional, label_range=label_range)
+        n_features = getattr(config, "n_features", None)
+        return TableContract(name=base.name, required=base.required, optional=base.optional, label_range=label_range,
+                             feature_length=int(n_features) if n_features is not None else None)
     return TableContract(
         name="feature_columns",
         required={"example_id": "id", "label": "integer", **{c: "float" for c in columns}},

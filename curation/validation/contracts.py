@@ -1,4 +1,8 @@
-"""Table contracts: required columns with their kinds, optional columns, label range."""
+"""Table contracts: required columns with their kinds, optional columns, label range, feature-list length.
+
+Beyond column kinds, every contract requires unique ids, no nulls in required columns, finite numbers (no NaN or
+infinity, inside feature lists too), feature lists of one length, and labels inside ``label_range`` when it is
+known; ``curation.validation.validate`` runs these as a Great Expectations suite."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ class TableContract:
     required: dict[str, str]
     optional: dict[str, str] = field(default_factory=dict)
     label_range: tuple[int, int] | None = None  # inclusive bounds of ``label`` when present
+    feature_length: int | None = None  # every float_list must have this many values (None: all rows alike)
 
     def kind_of(self, column: str) -> str | None:
         return self.required.get(column) or self.optional.get(column)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch._dynamo  # noqa: F401 - imported lazily by the first torch.func call; warm it once for all children
+import torch._dynamo  # imported lazily by the first torch.func call: warm it once for all children
 from mlflow.store.tracking import sqlalchemy_store  # noqa: F401 - likewise for the first MLflow call
 
 import curation.reports  # noqa: F401 - likewise for the run summary at the end of a stage
@@ -60,7 +60,7 @@ def _install_kill(workdir: Path, kind: str, at: int) -> None:
     elif kind == "replace":
         original_replace = os.replace
 
-        def replace(src, dst, *args, **kwargs):  # noqa: ANN001, ANN202 - same signature as os.replace
+        def replace(src, dst, *args, **kwargs):
             count["n"] += os.path.abspath(dst).startswith(str(workdir / "store"))  # the stores' renames only
             if count["n"] == at:
                 _die(workdir, f"before rename #{at} of {Path(src).name} -> {os.path.relpath(dst, workdir)}")
@@ -70,7 +70,7 @@ def _install_kill(workdir: Path, kind: str, at: int) -> None:
     elif kind == "external":
         original_write = store_module.GradientStore.write
 
-        def slow_write(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        def slow_write(self, *args, **kwargs):
             time.sleep(0.02)
             return original_write(self, *args, **kwargs)
 
