@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,10 @@ from curation.plugins import MethodSpec, build_method
 from curation.selection.apply import write_filtered
 from curation.selection.dsir import DSIRConfig, selection_kl_reduction
 from curation.selection.selector import Selector, SelectorConfig, selection_issues
-from curation.selection.text_shards import source_files
+from curation.selection.text_shards import shards, source_files
 
 GROUP = "curation.selection_scorers"
+DEDUP_KEY, WORDS = "_dedup_key", "_words"
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def run_selection(pool: str | os.PathLike[str], target: str | os.PathLike[str], 
         missing = [c for c in dict.fromkeys([*needed, text_column]) if c not in names]
         if missing:
             raise DataContractError(f"{file}: missing column '{missing[0]}' (columns: {', '.join(names)})")
-    columns = pl.concat([read_table(f, columns=needed) for f in files], how="vertical_relaxed")
+    columns, row_selector = _selector_columns(files, needed, selector)
     pool_arg = files if getattr(type(method), "streams", False) else pl.concat(
         [read_table(f) for f in files], how="vertical_relaxed")
     result = method.score(pool_arg, target_frame)
@@ -91,7 +92,7 @@ def run_selection(pool: str | os.PathLike[str], target: str | os.PathLike[str], 
     if not scores["example_id"].equals(columns["example_id"]):
         raise DataContractError(f"scorer '{spec.name}': scores are not in pool order")
     frame = scores.hstack(columns.drop("example_id"))
-    selection = Selector(selector).select(frame, where=f"select ({spec.name})")
+    selection = Selector(row_selector).select(frame, where=f"select ({spec.name})")
     keep = selection["keep"].to_numpy()
     figures: dict[str, Any] = {"kept": int(keep.sum()), "pool_rows": len(keep)}
     if kl_reduction:
@@ -111,3 +112,23 @@ def run_selection(pool: str | os.PathLike[str], target: str | os.PathLike[str], 
     write_parquet(summary, out / "summary.parquet")
     return SelectionRun(manifest, selection, summary)
 
+
+def _selector_columns(files: list[Path], needed: list[str], selector: SelectorConfig,
+                      shard_rows: int = 100_000) -> tuple[pl.DataFrame, SelectorConfig]:
+    """The per-row columns the Selector needs, read shard by shard without keeping the pool's text: the text
+    becomes a 128-bit dedup key (two seeded 64-bit hashes) and, for a token budget without a token column, a
+    word count. Returns the columns and the Selector config that reads them."""
+    text = selector.text_column
+    derive = []
+    if selector.dedup:
+        derive.append(pl.concat_str(pl.col(text).hash(seed=0).cast(pl.Utf8), pl.col(text).hash(seed=1).cast(pl.Utf8),
+                                    separator=":").alias(DEDUP_KEY))
+    if selector.budget == "tokens" and not selector.token_column:
+        derive.append(pl.col(text).fill_null("").str.count_matches(r"\S+").alias(WORDS))
+    keep = [c for c in needed if c != text]
+    parts = [shard.read(needed).select(*keep, *derive) for shard in shards(files, shard_rows=shard_rows)]
+    if not parts:
+        raise DataContractError(f"{files[0]}: the pool is empty")
+    config = replace(selector, text_column=DEDUP_KEY if selector.dedup else selector.text_column,
+                     token_column=selector.token_column or (WORDS if selector.budget == "tokens" else ""))
+    return pl.concat(parts, how="vertical_relaxed"), config

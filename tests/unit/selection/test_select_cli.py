@@ -77,6 +77,25 @@ def test_quotas_are_met_with_each_groups_best_rows(tables, tmp_path, monkeypatch
                                                                     .head(k)["example_id"])
 
 
+def test_exact_duplicates_across_shards_are_dropped(tables, tmp_path, monkeypatch, capsys) -> None:
+    pool, target = tables
+    first = pl.read_parquet(pool / "part-0.parquet")
+    copy = first.filter(pl.col("domain") == "legal").head(1).with_columns(example_id=pl.lit("copy-of-legal"))
+    pl.concat([pl.read_parquet(pool / "part-1.parquet"), copy]).write_parquet(pool / "part-1.parquet")
+    out = tmp_path / "out"
+    code, text = _curate(["--pool", str(pool), "--target", str(target), "--budget", "count", "--value", "5",
+                          "--topk", "--out", str(out)], monkeypatch, capsys)
+    assert code == 0, text
+    selection = pl.read_parquet(out / "selection.parquet")
+    original = copy["text"][0]
+    rows = selection.join(pl.concat([first, pl.read_parquet(pool / "part-1.parquet")]), on="example_id").filter(
+        pl.col("text") == original)
+    # same text, same score: the earlier row stays eligible, the copy in the second file is the duplicate
+    assert rows.sort("example_id")["reason"].to_list() in (["duplicate", "kept"], ["duplicate", "not_selected"])
+    assert rows.filter(pl.col("example_id") == "copy-of-legal")["reason"][0] == "duplicate"
+    assert json.loads((out / "manifest.json").read_text())["dropped_by_reason"]["duplicate"] == 1
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--value", "-0.1"], "value must be a finite number >= 0"),
     (["--budget", "count", "--value", "500"], "budget of 500 rows exceeds the 120 eligible rows"),
