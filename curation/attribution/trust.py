@@ -27,6 +27,8 @@ import numpy as np
 import polars as pl
 from scipy.stats import rankdata
 
+from curation.attribution.tfidf import char_tfidf_vectorizer
+
 TEXT_BASELINES = ("bm25", "tfidf")
 BASELINES = (*TEXT_BASELINES, "gradient_cosine")
 SAME_LISTS = 0.5  # top-k overlap above which a method's lists are "mostly" a baseline's
@@ -72,9 +74,7 @@ def bm25_matrix(train_texts: Sequence[str], query_texts: Sequence[str], *, k1: f
 def tfidf_cosine(train_texts: Sequence[str], query_texts: Sequence[str]) -> np.ndarray:
     """``[n_train, n_query]`` cosine of sublinear character 3-5-gram TF-IDF vectors fitted on the training texts
     (the representation of ``curation.attribution.tfidf``'s pre-filter)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=1)
+    vectorizer = char_tfidf_vectorizer()
     train_vec = vectorizer.fit_transform([t or "" for t in train_texts])
     query_vec = vectorizer.transform([t or "" for t in query_texts])
     return np.asarray((train_vec @ query_vec.T).toarray(), dtype=np.float64)  # rows L2-normalised: cosine

@@ -36,10 +36,13 @@ import click
 @click.option("--ray-address", default="", help="Ray cluster address (e.g. ray://head:10001); empty = start Ray here.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: matrix.npy, top_k.parquet, self_influence.parquet.")
+@click.option("--trust", "with_trust", is_flag=True,
+              help="Also write trust.html and trust.parquet: how far the ranking agrees with BM25 and TF-IDF text "
+                   "similarity (tables with a text column) and final-checkpoint gradient cosine, with verdicts.")
 def influence_cmd(checkpoints: str, train_path: str, query_path: str, method: str, normalize: str | None,
                   projection: str | None, dim: int | None, modules: str, last: int | None, train_sample: int,
                   top_k: int, store: str, batch_size: int, executor: str, ray_address: str,
-                  overrides: tuple[str, ...], out_dir: str) -> None:
+                  overrides: tuple[str, ...], out_dir: str, with_trust: bool) -> None:
     """Score every training example against every query (positive = helpful: it lowers the query's loss).
 
     Writes the dense train x query matrix as .npy, the top-k training examples per query and self-influence.
@@ -49,7 +52,7 @@ def influence_cmd(checkpoints: str, train_path: str, query_path: str, method: st
     Example:
       curate influence --checkpoints checkpoints/lm --train data/corpus/train.parquet \\
           --queries my_queries.parquet --method tracin --projection sjlt --dim 1024 \\
-          --modules blocks.2.fc,head --top-k 5 --out influence_out
+          --modules blocks.2.fc,head --top-k 5 --out influence_out --trust
       curate influence --checkpoints models/adult_lgbm --train adult_train.parquet \\
           --queries adult_test.parquet --method leaf_influence --set update_set=0 --out tree_influence
     """
@@ -64,6 +67,8 @@ def influence_cmd(checkpoints: str, train_path: str, query_path: str, method: st
     if is_tree_method(method):  # a boosted-tree model folder or URI: boostin, trex, leaf_influence
         if train_sample:
             raise ConfigError("--train-sample: tree influence needs every row the model was fitted on")
+        if with_trust:
+            raise ConfigError("--trust: needs gradient scorers (tracin, trak, ...), not tree influence")
         _write(tree_scores(method, options, tree_context(checkpoints, train_path, query_path)), out_dir, top_k)
         return
     if projection or dim:
@@ -77,7 +82,12 @@ def influence_cmd(checkpoints: str, train_path: str, query_path: str, method: st
                          queries=read_examples(query_path, what="query", adapter=adapter),
                          modules=tuple(m for m in modules.split(",") if m) or None, batch_size=batch_size,
                          executor=ExecutorConfig(kind=executor, address=ray_address))
-    _write(scorer.score(ctx), out_dir, top_k)
+    result = scorer.score(ctx)
+    _write(result, out_dir, top_k)
+    if with_trust:
+        _trust(method, result.matrix, ctx, scorer if method == "tracin" else
+               build_scorer("tracin", {k: options[k] for k in ("projection",) if k in options}),
+               out_dir, top_k)
 
 
 def _write(result: Any, out_dir: str, top_k: int) -> None:
@@ -89,3 +99,22 @@ def _write(result: Any, out_dir: str, top_k: int) -> None:
         click.echo(f"query {row['query_id']}: most helpful training example {row['example_id']} "
                    f"(score {row['score']:.4g})")
     click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
+
+
+def _trust(method: str, matrix: Any, ctx: Any, tracin: Any, out_dir: str, top_k: int) -> None:
+    """trust.html / trust.parquet for one method against the baselines (``curation.attribution.trust``)."""
+    from pathlib import Path
+
+    from curation.io import write_parquet
+    from curation.reports import HTMLReport
+    from curation.reports.trust import add_trust_section
+    from curation.stages._influence import trust_assessment
+
+    found = trust_assessment(ctx, tracin, {method: matrix}, top_k)
+    write_parquet(found.agreement, Path(out_dir) / "trust.parquet")
+    report = HTMLReport(f"Influence ({method}): estimator trust",
+                        subtitle=f"{ctx.train.height} training rows x {ctx.queries.height} queries")
+    add_trust_section(report, found, top_k).write(Path(out_dir) / "trust.html")
+    for line in found.verdicts:
+        click.echo(line)
+    click.echo(f"wrote {Path(out_dir) / 'trust.html'}, {Path(out_dir) / 'trust.parquet'}")

@@ -3,6 +3,7 @@ and top-k overlap, domain purity against the best text baseline, and the plain-l
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -179,3 +180,36 @@ def _job():
     from curation.gradients.config import GradientJobConfig
 
     return GradientJobConfig(checkpoints="unused", train_data="unused")
+
+
+def test_curate_influence_trust_writes_the_section_for_one_method(tmp_path) -> None:
+    """`curate influence --trust` on a one-checkpoint byte GPT: the method's agreement with the three baselines,
+    written as trust.parquet and trust.html, with the verdicts echoed."""
+    import torch
+    from click.testing import CliRunner
+
+    from curation.cli import cli
+    from curation.models.checkpoints import CheckpointInfo, save_checkpoint
+    from curation.models.gpt import ByteGPTAdapter, ByteGPTConfig
+
+    config = ByteGPTConfig(n_layer=1, n_head=2, d_model=16, block_size=32)
+    torch.manual_seed(0)
+    model = ByteGPTAdapter(config).build_model()
+    save_checkpoint(tmp_path / "final.safetensors", model.state_dict(),
+                    CheckpointInfo(adapter="byte_gpt", model_config=dataclasses.asdict(config), step=1,
+                                   learning_rate=1.0))
+    pl.DataFrame({"example_id": [f"t{i}" for i in range(6)],
+                  "text": ["def f(x): return x", "import os", "class A: pass", "MIT License",
+                           "Permission is hereby granted", "all rights reserved"]}).write_parquet(tmp_path / "t.parquet")
+    pl.DataFrame({"example_id": ["q0", "q1"], "text": ["def g(y): return y", "License granted"]}).write_parquet(
+        tmp_path / "q.parquet")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["influence", "--checkpoints", str(tmp_path / "final.safetensors"),
+                                      "--train", str(tmp_path / "t.parquet"), "--queries", str(tmp_path / "q.parquet"),
+                                      "--method", "tracin", "--top-k", "2", "--out", str(out), "--trust"])
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(out / "trust.parquet")
+    assert table["method"].to_list() == ["tracin"] * 3
+    assert table["reference"].to_list() == ["bm25", "tfidf", "gradient_cosine"]
+    assert table["chance_overlap"].to_list() == [pytest.approx(2 / 6)] * 3
+    assert "Estimator trust" in (out / "trust.html").read_text() and "tracin: its top-k lists" in result.output
