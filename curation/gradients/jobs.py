@@ -39,15 +39,27 @@ def load_checkpoints(
 
 
 def save_scores(result: ScoreResult, out_dir: str | os.PathLike[str], *, top_k: int) -> dict[str, Path]:
-    """Write ``matrix.npy``, ``top_k.parquet`` and ``self_influence.parquet`` under ``out_dir``."""
+    """Write ``matrix.npy``, ``top_k.parquet`` and ``self_influence.parquet`` under ``out_dir``.
+
+    Everything is built and checked in memory first (no infinite score; NaN in the matrix means "not scored"),
+    so a run that fails leaves the outputs of the previous run as they were; each file is replaced atomically.
+    """
+    matrix = np.asarray(result.matrix, dtype=np.float32)
+    bad = np.argwhere(np.isinf(matrix))
+    if bad.size:
+        raise CurationError(f"scores: training row {bad[0][0]} x query {bad[0][1]} is infinite; nothing written")
+    bad_self = np.flatnonzero(~np.isfinite(np.asarray(result.self_influence, dtype=np.float64)))
+    if bad_self.size:
+        raise CurationError(f"self-influence: training row {bad_self[0]} is not finite; nothing written")
+    top, self_frame = result.scores(top_k=top_k), result.self_influence_frame()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"matrix": out_dir / "matrix.npy", "top_k": out_dir / "top_k.parquet",
              "self_influence": out_dir / "self_influence.parquet"}
     with atomic_path(paths["matrix"]) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, result.matrix.astype(np.float32))
-    write_parquet(result.scores(top_k=top_k), paths["top_k"])
-    write_parquet(result.self_influence_frame(), paths["self_influence"])
+        np.save(fh, matrix)
+    write_parquet(top, paths["top_k"])
+    write_parquet(self_frame, paths["self_influence"])
     return paths
 
 

@@ -69,6 +69,7 @@ def _build_workspace(root: Path) -> None:
     nan = {k: v.clone() for k, v in state.items()}
     nan["0.weight"][0, 0] = float("nan")
     _save(root / "nan_weights.safetensors", "mlp", MLP, nan)
+    _save(root / "huge_weights.safetensors", "mlp", MLP, {k: v * 1e30 for k, v in state.items()})  # overflows
     small = MLPClassifierAdapter(ClassifierConfig(n_features=6, n_classes=3, hidden=(4,))).build_model()
     _save(root / "wrong_shapes.safetensors", "mlp", MLP, small.state_dict())
     five = MLPClassifierAdapter(ClassifierConfig(n_features=5, n_classes=3, hidden=(8,))).build_model()
@@ -279,6 +280,8 @@ CASES = [
     Case("influence_checkpoint_disagrees_with_table", r"train.parquet: column 'features', row 0 \(example_id='r0'\): "
          r"6 values, expected 5 \(the model's n_features\)", influence(checkpoints="five_features.safetensors"),
          outputs=INFLUENCE_OUT),
+    Case("influence_scores_overflow", r"self-influence: training row 0 is not finite; nothing written",
+         influence(checkpoints="huge_weights.safetensors"), outputs=INFLUENCE_OUT),
     Case("influence_missing_checkpoint", r"absent.safetensors: checkpoint not found",
          influence(checkpoints="absent.safetensors"), outputs=INFLUENCE_OUT),
     Case("influence_missing_registered_version", r"models:/nope/3: .*nope", tuple(
@@ -305,6 +308,8 @@ CASES = [
          label_errors("--action", "delete"), outputs=LABEL_OUT),
     Case("label_errors_nan_weights", r"nan_weights.safetensors: tensor '0.weight' holds NaN",
          label_errors(checkpoints="nan_weights.safetensors"), outputs=LABEL_OUT),
+    Case("label_errors_scores_overflow", r"label scores: row 0 \(example_id 'r0'\): score is not finite",
+         label_errors(checkpoints="huge_weights.safetensors"), outputs=LABEL_OUT),
     Case("label_errors_missing_known_errors", r"absent.parquet: file not found",
          label_errors("--known-errors", "{w}/absent.parquet"), outputs=LABEL_OUT),
     # curate membership
