@@ -182,17 +182,11 @@ def _check_input(frame: pl.DataFrame, cfg: SelectorConfig, where: str) -> None:
 
 
 def _duplicates(text: pl.Series, score: np.ndarray) -> np.ndarray:
-    """True for every row whose text equals that of a higher-scored (then earlier) row."""
-    digest = text.fill_null("").hash(seed=0).to_numpy()
+    """True for every row whose text equals that of a higher-scored (then earlier) row (exact string equality)."""
     order = np.lexsort((np.arange(len(score)), -score))
-    _, first = np.unique(digest[order], return_index=True)
-    dup = np.ones(len(score), dtype=bool)
-    dup[order[first]] = False
-    # a 64-bit hash collision between different texts would wrongly drop a row: confirm each dropped row
-    keep_text = dict(zip(digest[~dup].tolist(), text.filter(pl.Series(~dup)).to_list(), strict=True))
-    for row in np.flatnonzero(dup):
-        if keep_text[digest[row]] != text[int(row)]:
-            dup[row] = False
+    first = text.fill_null("").gather(pl.Series(order)).is_first_distinct().to_numpy()
+    dup = np.empty(len(score), dtype=bool)
+    dup[order] = ~first
     return dup
 
 

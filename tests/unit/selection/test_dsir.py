@@ -165,3 +165,12 @@ def test_budget_beyond_the_eligible_pool_is_an_error() -> None:
     pool, target = _hand_pool()
     with pytest.raises(CurationError, match="budget of 3 rows exceeds the 0 eligible rows"):
         select_dsir(pool, target, 3)  # every text is shorter than min_example_length 100
+
+
+def test_a_64_bit_hash_collision_never_merges_two_tokens(monkeypatch) -> None:
+    texts = pl.Series(["the cat sat", "a dog ran the cat"])
+    expected = hashed_ngrams(texts)
+    monkeypatch.setattr(pl.Series, "hash", lambda self, seed=0: pl.Series(np.zeros(len(self), dtype=np.uint64)))
+    collided = hashed_ngrams(texts)  # every token hashes alike: grouping must fall back to the strings
+    np.testing.assert_array_equal(np.sort(collided.bucket), np.sort(expected.bucket))
+    np.testing.assert_array_equal(np.bincount(collided.doc), np.bincount(expected.doc))

@@ -157,3 +157,4 @@ def test_bad_options_are_one_line_config_errors(options, message) -> None:
     with pytest.raises((ConfigError, CurationError), match=message) as err:
         build_method("curation.selectors", {"name": "budget", "options": options})
     assert "\n" not in str(err.value)
+
