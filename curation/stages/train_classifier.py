@@ -3,7 +3,7 @@
 import torch
 
 from curation.config.stages import TrainClassifierConfig
-from curation.io import read_table
+from curation.gradients.cli_support import read_examples
 from curation.plugins import get_plugin
 from curation.stages._stage import run_stage
 from curation.stages._training import train_and_log
@@ -14,11 +14,11 @@ STAGE = "train_classifier"
 
 def main(cfg: TrainClassifierConfig) -> None:
     adapter = get_plugin("curation.model_adapters", cfg.adapter)(cfg.model)
-    test = read_table(cfg.test_data)
+    train = read_examples(cfg.train_data, what="training", adapter=adapter)  # the model's contract, up front
+    test = read_examples(cfg.test_data, what="test", adapter=adapter)
     with RunRecorder(STAGE, cfg) as rec:
         result = train_and_log(
-            rec, adapter, stage=STAGE, train_path=cfg.train_data, train_frame=read_table(cfg.train_data),
-            val_frame=test, train_cfg=cfg.train, out_dir=cfg.out_dir, register_as=cfg.register_as,
+            rec, adapter, stage=STAGE, train_path=cfg.train_data, train_frame=train, val_frame=test, train_cfg=cfg.train, out_dir=cfg.out_dir, register_as=cfg.register_as,
         )
         with torch.no_grad():
             batch = adapter.collate(test)

@@ -404,6 +404,41 @@ CASES = [
          stage="score_influence", params={"top_k": 0}),
     Case("stage_unknown_key", r"params.yaml:detect_label_errors: unknown key 'out_dri'; did you mean 'out_dir'\?",
          stage="detect_label_errors", params={"out_dri": "x"}),
+    Case("stage_train_classifier_nan_features", ROW_NAN, stage="train_classifier", setup=NAN,
+         params={"train_data": "bad.parquet", "test_data": "queries.parquet", "model": MLP,
+                 "train": {"epochs": 1}, "out_dir": "trained"}, outputs=("trained/checkpoints.json",)),
+    Case("stage_train_classifier_one_class", r"params.yaml:train_classifier.model.*n_classes", stage="train_classifier",
+         params={"train_data": "train.parquet", "test_data": "queries.parquet", "model": {**MLP, "n_classes": 1},
+                 "out_dir": "trained"}, outputs=("trained/checkpoints.json",)),
+    Case("stage_train_lm_null_text", r"bad.parquet: column 'text', row 3 \(example_id='t3'\): null value",
+         stage="train_lm", setup=_edit("texts.parquet", "bad.parquet", _set("text", 3, None)),
+         params={"train_data": "bad.parquet", "val_data": "texts.parquet", "model": LM, "out_dir": "trained"},
+         outputs=("trained/checkpoints.json",)),
+    Case("stage_prepare_data_unknown_key", r"params.yaml:prepare_data: unknown key 'out_dirr'; did you mean "
+         r"'out_dir'\?", stage="prepare_data", params={"out_dirr": "data"}),
+    Case("stage_build_report_unknown_key", r"params.yaml:build_report: unknown key 'titel'", stage="build_report",
+         params={"titel": "x"}),
+    Case("stage_retrain_classifier_missing_recipe_table", r"data/digits/test.parquet: file not found",
+         stage="retrain_classifier", params={"recipe_stage": "train_classifier", "train_data": "train.parquet",
+                                             "baseline": "ckpt", "out_dir": "retrained"}),
+    Case("stage_forget_request_unknown_key", r"params.yaml:forget_request: unknown key 'bogus'",
+         stage="forget_request", params={"bogus": 1}),
+    Case("stage_unlearn_retrain_unknown_key", r"params.yaml:unlearn_retrain: unknown key 'bogus'",
+         stage="unlearn_retrain", params={"bogus": 1}),
+    Case("stage_unlearn_unknown_key", r"params.yaml:unlearn: unknown key 'bogus'", stage="unlearn",
+         params={"bogus": 1}),
+    Case("stage_verify_unlearning_unknown_key", r"params.yaml:verify_unlearning: unknown key 'bogus'",
+         stage="verify_unlearning", params={"bogus": 1}),
+    Case("stage_optimize_mixture_missing_checkpoint", r"absent.safetensors: checkpoint not found",
+         stage="optimize_mixture", params={"checkpoint": "absent.safetensors"}),
+    Case("stage_train_lm_mixture_unknown_key", r"params.yaml:train_lm_mixture: unknown key 'bogus'",
+         stage="train_lm_mixture", params={"bogus": 1}),
+    Case("stage_provenance_suspects_unknown_key", r"params.yaml:provenance_suspects: unknown key 'bogus'",
+         stage="provenance_suspects", params={"bogus": 1}),
+    Case("stage_test_provenance_unknown_key", r"params.yaml:test_provenance: unknown key 'bogus'",
+         stage="test_provenance", params={"bogus": 1}),
+    Case("stage_select_data_unknown_key", r"params.yaml:select_data: unknown key 'bogus'", stage="select_data",
+         params={"bogus": 1}),
     # the same through real processes (console entry point and a stage module)
     Case("real_process_validate_nan", ROW_NAN, ("validate", "{w}/bad.parquet", "--contract", "features"), setup=NAN,
          real_process=True),
@@ -483,12 +518,14 @@ def test_bad_input(case: Case, good_workspace: Path, mlflow_root: Path, tmp_path
     assert {o: (work / o).read_bytes() for o in case.outputs} == before
 
 
-def test_the_table_covers_every_command_and_many_cases() -> None:
+def test_the_table_covers_every_command_and_stage() -> None:
     from curation.cli import COMMANDS
+    from curation.stages import STAGE_CONFIGS
 
     assert len(CASES) >= 60
     covered = {c.argv[0] for c in CASES if c.argv}
     assert {name.replace("_", "-") for name in COMMANDS} - covered <= {"ui", "train"}, covered
+    assert set(STAGE_CONFIGS) - {c.stage for c in CASES} == set()
 
 
 def test_failed_stage_run_is_marked_failed(good_workspace: Path, tmp_path: Path, mlflow_store: Path,
