@@ -70,19 +70,12 @@ class DSIRConfig:
 
 @dataclass(frozen=True)
 class DSIRFit:
-    """The two fitted bag-of-words models and the per-bucket log importance ratio."""
+    """The two fitted bag-of-words models (bucket counts; the target's include its Laplace pseudo-count) and the
+    per-bucket log importance ratio."""
 
     raw_counts: np.ndarray
     target_counts: np.ndarray
     log_diff: np.ndarray
-
-    @property
-    def raw_probs(self) -> np.ndarray:
-        return self.raw_counts / max(self.raw_counts.sum(), 1)
-
-    @property
-    def target_probs(self) -> np.ndarray:
-        return self.target_counts / max(self.target_counts.sum(), 1)
 
 
 def fit_log_diff(raw_counts: np.ndarray, target_counts: np.ndarray, *, laplace: float = 0.0) -> DSIRFit:
