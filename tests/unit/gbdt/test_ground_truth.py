@@ -105,3 +105,19 @@ def test_self_influence_finds_flipped_labels(method: str, min_ap: float) -> None
               "leaf_influence": lambda: leaf_influence(ens, train, None, update_set=0, show_progress=False)[1],
               "trex": lambda: trex(ens, train, None)[1]}[method]()
     assert average_precision_score(np.isin(np.arange(len(y)), flipped), scores) > min_ap
+
+
+def test_sklearn_gradient_boosting_is_read_as_newton_leaves() -> None:
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from curation.gbdt.sklearn_ensemble import ensemble_from_sklearn
+
+    x, y, x_test, y_test, _ = breast_cancer(2, n_train=200)
+    model = GradientBoostingClassifier(n_estimators=10, max_leaf_nodes=6, random_state=0).fit(x, y)
+    ens = ensemble_from_sklearn(model)
+    assert np.allclose(ens.raw_predict(x_test), model.decision_function(x_test), atol=1e-10)
+    train, queries = ens.trajectory(x, y), ens.trajectory(x_test, y_test)
+    assert ens.newton_mismatch(train) < 1e-8
+    loo = np.stack([loo_loss_change(ens, train.leaves, y, queries.leaves, y_test, i) for i in range(len(y))])
+    matrix, _ = leaf_influence(ens, train, queries, update_set=-1, show_progress=False)
+    assert min(pearsonr(matrix[:, t], loo[:, t])[0] for t in range(len(y_test))) > 0.97
