@@ -310,6 +310,11 @@ CASES = [
          label_errors(checkpoints="nan_weights.safetensors"), outputs=LABEL_OUT),
     Case("label_errors_scores_overflow", r"label scores: row 0 \(example_id 'r0'\): score is not finite",
          label_errors(checkpoints="huge_weights.safetensors"), outputs=LABEL_OUT),
+    Case("label_errors_missing_checkpoint", r"absent.safetensors: checkpoint not found",
+         label_errors(checkpoints="absent.safetensors"), outputs=LABEL_OUT),
+    Case("label_errors_missing_registered_version", r"models:/nope/latest: .*nope", tuple(
+         a.replace("{w}/models:/", "models:/") for a in label_errors(checkpoints="models:/nope/latest")),
+         outputs=LABEL_OUT),
     Case("label_errors_missing_known_errors", r"absent.parquet: file not found",
          label_errors("--known-errors", "{w}/absent.parquet"), outputs=LABEL_OUT),
     # curate membership
