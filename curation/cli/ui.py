@@ -10,7 +10,7 @@ import click
 
 @click.command("ui")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep it on loopback).")
-@click.option("--port", default=5000, show_default=True, type=int, help="Port to serve on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port to serve on.")
 def ui_cmd(host: str, port: int) -> None:
     """Serve the MLflow UI over the same store the stages log to (MLFLOW_TRACKING_URI or ./mlflow.db).
 

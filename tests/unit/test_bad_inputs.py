@@ -383,6 +383,8 @@ CASES = [
           "{w}/sel"), outputs=("sel/manifest.json",)),
     Case("init_params_not_a_mapping", r"params.yaml: expected a mapping at the top level", ("init", "--dir", "{w}"),
          setup=_text("params.yaml", "- just\n- a list\n"), outputs=("params.yaml",)),
+    Case("ui_port_out_of_range", r"curate ui: Invalid value for '--port': 70000 is not in the range 1<=x<=65535",
+         ("ui", "--port", "70000")),
     Case("unknown_command", r"curate: unknown command 'valdate'; did you mean 'validate'\?", ("valdate", "x")),
     # DVC stages (python -m curation.stages.<stage>)
     Case("stage_validate_data_nan", ROW_NAN, stage="validate_data", setup=NAN, outputs=("out/validation.json",),
@@ -529,7 +531,7 @@ def test_the_table_covers_every_command_and_stage() -> None:
 
     assert len(CASES) >= 60
     covered = {c.argv[0] for c in CASES if c.argv}
-    assert {name.replace("_", "-") for name in COMMANDS} - covered <= {"ui", "train"}, covered
+    assert {name.replace("_", "-") for name in COMMANDS} - covered <= {"train"}, covered  # train: another issue
     assert set(STAGE_CONFIGS) - {c.stage for c in CASES} == set()
 
 
