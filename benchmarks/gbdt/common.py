@@ -43,9 +43,9 @@ def adult() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     train = pl.read_parquet(shared_data() / "adult" / "train.parquet")
     test = pl.read_parquet(shared_data() / "adult" / "test.parquet")
     enc = TableEncoding.fit(train, label="label", exclude=("income",))
-    fill = lambda x: np.nan_to_num(x, nan=-1.0)  # noqa: E731
-    return (fill(enc.matrix(train, where="adult train")), enc.labels(train, where="adult train"),
-            fill(enc.matrix(test, where="adult test")), enc.labels(test, where="adult test"))
+    x_train, x_test = (np.nan_to_num(enc.matrix(frame, where=where), nan=-1.0)
+                       for frame, where in ((train, "adult train"), (test, "adult test")))
+    return x_train, enc.labels(train, where="adult train"), x_test, enc.labels(test, where="adult test")
 
 
 def lgb_train_params(params: dict[str, Any] = PARAMS) -> tuple[dict[str, Any], int]:

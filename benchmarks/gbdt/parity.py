@@ -46,7 +46,7 @@ def parity(n_train: int, n_test: int, seed: int, methods: list[str]) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             peer, booster = run_peer(Path(tmp), x, y, x_test, y_test, peer_method, update_set=update_set)
 
-        def score() -> np.ndarray:
+        def score(booster=booster, name: str = name) -> np.ndarray:
             ens = ensemble(booster, y)
             return ours(name, ens, ens.trajectory(x, y), ens.trajectory(x_test, y_test))[0]
 

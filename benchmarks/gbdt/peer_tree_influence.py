@@ -11,6 +11,7 @@ import argparse
 import json
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 from lightgbm import LGBMClassifier
@@ -27,7 +28,7 @@ parser.add_argument("--self-influence", action="store_true")
 args = parser.parse_args()
 
 data = np.load(args.data)
-model = LGBMClassifier(**json.loads(open(args.params).read()))
+model = LGBMClassifier(**json.loads(Path(args.params).read_text()))
 model.fit(data["x_train"], data["y_train"])
 model.booster_.save_model(args.model_out)
 explainer = {"boostin": lambda: BoostIn(), "trex": lambda: Trex(),

@@ -51,7 +51,7 @@ def main() -> None:
         for t in range(len(y_test)):
             for f, fraction in enumerate(FRACTIONS):
                 keep = np.ones(len(y), dtype=bool)
-                keep[order[: max(1, int(round(fraction * len(y)))), t]] = False
+                keep[order[: max(1, round(fraction * len(y))), t]] = False
                 retrained = fit_booster(x[keep], y[keep])
                 raw = retrained.predict(x_test[t:t + 1], raw_score=True)
                 changes[f, t] = loss.value(y_test[t:t + 1], raw)[0] - base[t]
@@ -64,7 +64,7 @@ def main() -> None:
     methods = result["methods"]
     if "random" in methods:
         random_changes = np.array(methods["random"]["per_test_point"])
-        for name, entry in methods.items():
+        for entry in methods.values():
             entry["share_above_random"] = {
                 str(fr): float(np.mean(np.array(entry["per_test_point"])[f] > random_changes[f]))
                 for f, fr in enumerate(FRACTIONS)}

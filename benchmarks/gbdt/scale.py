@@ -40,7 +40,7 @@ def main() -> None:
         row = {"n_train": n, "peer_boostin_s": float(peer["fit_s"] + peer["local_s"])}
         methods = ["boostin", "trex", "leaf_influence_0"] + (["leaf_influence_-1"] if n <= args.max_exact else [])
         for method in methods:
-            def run(method: str = method) -> np.ndarray:
+            def run(method: str = method, booster=booster, x=x, y=y) -> np.ndarray:
                 ens = ensemble(booster, y)
                 return ours(method, ens, ens.trajectory(x, y), ens.trajectory(x_test, y_test))[0]
 

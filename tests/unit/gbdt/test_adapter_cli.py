@@ -50,7 +50,7 @@ def test_fit_save_load_roundtrip(adult, tmp_path: Path) -> None:
 
 
 def test_bad_input_is_one_line(adult, tmp_path: Path) -> None:
-    train_path, _, train = adult
+    _, _, train = adult
     with pytest.raises(DataContractError, match=r"row 0, column 'age': binary labels must be 0 or 1"):
         LightGBMAdapter(LightGBMConfig(label="age")).fit(train)
     with pytest.raises(DataContractError, match="missing label column 'target'"):
@@ -90,3 +90,17 @@ def test_cli_influence_and_label_errors(adult, tmp_path: Path) -> None:
                                "--queries", str(query_path), "--method", "boostin", "--train-sample", "50",
                                "--out", str(tmp_path / "x")])
     assert isinstance(bad.exception, CurationError) and "every row the model was fitted on" in str(bad.exception)
+
+
+def test_registered_through_the_mlflow_lightgbm_flavour(adult, tmp_path: Path, mlflow_store: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    train_path, _, train = adult
+    summary = train_tree_model(str(train_path), str(tmp_path / "model"), options=OPTIONS, register_as="adult-lgbm")
+    assert summary["version"] == "1"
+    adapter, model = load_tree_model("models:/adult-lgbm/1")
+    local_adapter, local = load_tree_model(str(tmp_path / "model"))
+    assert np.array_equal(adapter.predict_raw(model, train), local_adapter.predict_raw(local, train))
+    assert model.encoding == local.encoding
+    flavour = next(mlflow_store.rglob("MLmodel")).read_text(encoding="utf-8")
+    assert "lightgbm:" in flavour and "model.lgb" in flavour  # LightGBM's own text format, not a pickle
