@@ -25,6 +25,7 @@ from itertools import combinations
 
 import numpy as np
 import polars as pl
+from scipy import sparse
 from scipy.stats import rankdata
 
 from curation.attribution.tfidf import char_tfidf_vectorizer
@@ -49,25 +50,27 @@ def bm25_matrix(train_texts: Sequence[str], query_texts: Sequence[str], *, k1: f
     """
     docs = [words(t or "") for t in train_texts]
     vocab: dict[str, int] = {}
-    for doc in docs:
-        for w in doc:
-            vocab.setdefault(w, len(vocab))
-    tf = np.zeros((len(docs), max(len(vocab), 1)))
+    rows, cols = [], []
     for i, doc in enumerate(docs):
         for w in doc:
-            tf[i, vocab[w]] += 1
+            rows.append(i)
+            cols.append(vocab.setdefault(w, len(vocab)))
     n = len(docs)
-    df = (tf > 0).sum(axis=0)
+    tf = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, max(len(vocab), 1)))
+    tf.sum_duplicates()  # counts; sparse, so a large vocabulary costs only its non-zeros
+    df = np.bincount(tf.indices, minlength=tf.shape[1])
     idf = np.log1p((n - df + 0.5) / (df + 0.5))
-    lengths = tf.sum(axis=1, keepdims=True)
-    avgdl = max(float(lengths.mean()), 1e-12)
-    term = tf * (k1 + 1) / np.maximum(tf + k1 * (1 - b + b * lengths / avgdl), 1e-12)
-    weighted = term * idf  # [n_train, vocab]
+    lengths = np.asarray(tf.sum(axis=1)).ravel()
+    norm = 1 - b + b * lengths / max(float(lengths.mean()), 1e-12)
+    weighted = tf.copy()
+    row_of = np.repeat(np.arange(n), np.diff(tf.indptr))
+    weighted.data = tf.data * (k1 + 1) / (tf.data + k1 * norm[row_of]) * idf[tf.indices]
+    weighted = weighted.tocsc()
     out = np.zeros((n, len(query_texts)))
     for j, query in enumerate(query_texts):
         columns = sorted({vocab[w] for w in words(query or "") if w in vocab})
         if columns:
-            out[:, j] = weighted[:, columns].sum(axis=1)
+            out[:, j] = np.asarray(weighted[:, columns].sum(axis=1)).ravel()
     return out
 
 
