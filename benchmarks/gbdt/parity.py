@@ -1,4 +1,4 @@
-"""BoostIn and LeafInfluence against their reference implementation, tree-influence 0.1.7, on the same booster.
+"""BoostIn, LeafInfluence and TREX against their reference implementation, tree-influence 0.1.7, on one booster.
 
 The peer (its own venv, /work/peers/tree-influence; its sdist ships without the ``_tree32/_tree64.pyx`` sources
 that its setup.py cythonizes, so they were added from the project's repository before building there) fits an
@@ -27,7 +27,7 @@ from benchmarks.gbdt.common import PARAMS, adult, ensemble, measure, ours, run_p
 from curation.gbdt.refit import loo_loss_change
 
 METHODS = (("boostin", "boostin", -1), ("leaf_influence_0", "leaf_influence", 0),
-           ("leaf_influence_-1", "leaf_influence", -1))
+           ("leaf_influence_-1", "leaf_influence", -1), ("trex", "trex", -1))
 
 
 def spearman_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -92,12 +92,14 @@ def main() -> None:
     parser.add_argument("--loo-train", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default=",".join(m for m, _, _ in METHODS))
+    parser.add_argument("--skip-loo", action="store_true", help="skip the leave-one-out check")
+    parser.add_argument("--tag", default="", help="suffix of the results file")
     args = parser.parse_args()
     result = {"setup": {"n_train": args.n_train, "n_test": args.n_test, "seed": args.seed, "params": PARAMS,
                         "peer": "tree-influence 0.1.7", "threads": 1},
-              "loo_fixed_structure": loo_check(args.loo_train, 10, args.seed),
+              "loo_fixed_structure": None if args.skip_loo else loo_check(args.loo_train, 10, args.seed),
               "methods": parity(args.n_train, args.n_test, args.seed, args.methods.split(","))}
-    print(write_json(f"parity_{args.n_train}.json", result))
+    print(write_json(f"parity_{args.n_train}{args.tag}.json", result))
 
 
 if __name__ == "__main__":
