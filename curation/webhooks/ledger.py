@@ -4,11 +4,15 @@ Admitting a delivery is one transaction: the delivery id is claimed, the body pa
 (model name, version) inserted if absent. If anything in it fails the transaction rolls back, so MLflow's retry of
 the same delivery (same id) is not mistaken for a replay. Duplicate deliveries of one event, and the
 ``model_version.created`` + ``model_version_alias.created`` pair for one version, give exactly one job.
+A running job records its owner (host and process id), so a second receiver starting on the same ledger puts back
+in the queue only the jobs whose process is gone, never one another live process is running.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -60,6 +64,8 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.executescript(SCHEMA)
+            if "owner" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+                conn.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")  # ledgers written before owners existed
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -107,8 +113,8 @@ class Ledger:
             ).fetchone()
             if row is None:
                 return None
-            conn.execute("UPDATE jobs SET status = 'running', started_at = ? WHERE model_name = ? AND version = ?",
-                         (time.time(), row[0], row[1]))
+            conn.execute("UPDATE jobs SET status = 'running', started_at = ?, owner = ? WHERE model_name = ? "
+                         "AND version = ?", (time.time(), _owner(), row[0], row[1]))
             return QueuedJob(row[0], row[1], row[2], "running")
 
     def finish(self, job: QueuedJob, status: str, *, run_id: str | None = None, detail: str | None = None) -> None:
@@ -120,9 +126,18 @@ class Ledger:
             )
 
     def requeue_interrupted(self) -> int:
-        """Put jobs left ``running`` by a stopped receiver back in the queue; return how many."""
+        """Put jobs left ``running`` by a stopped receiver back in the queue; return how many.
+
+        A job whose owner is a live process on this host (another receiver on the same ledger) stays running;
+        one owned by another host is left alone too, since its process cannot be checked from here.
+        """
+        host = socket.gethostname()
         with self._transaction() as conn:
-            return conn.execute("UPDATE jobs SET status = 'queued' WHERE status = 'running'").rowcount
+            rows = conn.execute("SELECT model_name, version, owner FROM jobs WHERE status = 'running'").fetchall()
+            gone = [(name, version) for name, version, owner in rows if _stopped(owner, host)]
+            conn.executemany("UPDATE jobs SET status = 'queued', owner = NULL WHERE model_name = ? AND version = ?",
+                             gone)
+            return len(gone)
 
     def jobs(self) -> list[QueuedJob]:
         """All jobs, oldest first."""
@@ -131,3 +146,27 @@ class Ledger:
                 "SELECT model_name, version, event, status, run_id, detail FROM jobs ORDER BY queued_at"
             ).fetchall()
         return [QueuedJob(*row) for row in rows]
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _stopped(owner: str | None, host: str) -> bool:
+    """Whether the process that claimed a job (``host:pid``) is gone; no owner (an old ledger) counts as gone, and
+    so does this very process (it has claimed nothing yet when it requeues: the row is from an earlier process
+    that had the same pid, as a restarted container's main process does)."""
+    if not owner:
+        return True
+    owner_host, _, pid = owner.rpartition(":")
+    if owner_host != host:
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False

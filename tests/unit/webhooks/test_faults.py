@@ -219,3 +219,45 @@ def test_a_client_that_sends_less_than_it_declares_is_cut_off(tmp_path: Path) ->
             assert time.monotonic() - started < 10
     finally:
         receiver.stop()
+
+
+def test_a_second_receiver_requeues_only_jobs_whose_process_is_gone(tmp_path: Path) -> None:
+    """Two receivers on one ledger: starting the second must not put back a job that a live process (standing in
+    for the first receiver) is running, and must put back one whose process died, one without an owner (a ledger
+    written before owners were recorded) and one claimed under this process's own pid (an earlier incarnation)."""
+    import socket as sock
+    import sqlite3
+
+    ledger = Ledger(tmp_path / "webhooks.sqlite")
+    for version in ("1", "2", "3"):
+        ledger.admit(f"d-{version}", lambda v=version: ("model_version.created", "m", v))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = sock.gethostname()
+        with sqlite3.connect(ledger.path) as conn:
+            for version, owner in (("1", f"{host}:{alive.pid}"), ("2", f"{host}:{dead.pid}"), ("3", None)):
+                conn.execute("UPDATE jobs SET status = 'running', owner = ? WHERE version = ?", (owner, version))
+        assert ledger.requeue_interrupted() == 2
+        assert {j.version: j.status for j in ledger.jobs()} == {"1": "running", "2": "queued", "3": "queued"}
+        claimed = ledger.claim_next()
+        assert claimed is not None and claimed.status == "running"
+        assert ledger.requeue_interrupted() == 1  # claimed by this process before: an earlier incarnation's row
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_ledger_from_before_owners_gets_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE jobs (model_name TEXT NOT NULL, version TEXT NOT NULL, event TEXT NOT NULL, delivery_id TEXT "
+            "NOT NULL, status TEXT NOT NULL, queued_at REAL NOT NULL, started_at REAL, finished_at REAL, run_id TEXT, "
+            "detail TEXT, PRIMARY KEY (model_name, version));"
+            "INSERT INTO jobs VALUES ('m', '1', 'model_version.created', 'd', 'running', 0, 0, NULL, NULL, NULL);")
+    ledger = Ledger(path)
+    assert ledger.requeue_interrupted() == 1 and ledger.jobs()[0].status == "queued"
