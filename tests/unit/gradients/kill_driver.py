@@ -9,7 +9,8 @@ its stderr going to ``<dir>/stderr-<step>.txt``. ``kill`` is
   n-th rename into the store (the store's write order: rows, flush, digests, flush, done mask, flush; new files and
   metadata are renamed into place), after writing what it was about to do to ``<dir>/killed_at.txt``;
 - ``["external", n]``: this driver SIGKILLs the child from outside once the stores hold at least n done rows (the
-  child sleeps 20 ms per shard so that the kill lands mid-run).
+  child sleeps 20 ms per shard, 0.5 s once n rows are written, so that the kill lands mid-run even on a busy
+  machine).
 
 ``damage`` (optional, applied before the child starts) lists ``[op, glob, arg]`` edits of files under ``dir``:
 ``flip`` xors the byte at offset ``arg`` (negative: from the end) with 0x40, ``truncate`` drops the last ``arg``
@@ -30,9 +31,10 @@ import time
 import traceback
 from pathlib import Path
 
+import great_expectations  # noqa: F401 - imported lazily by the tables' contract checks: warm it once for all children
 import numpy as np
 import torch
-import torch._dynamo  # imported lazily by the first torch.func call: warm it once for all children
+import torch._dynamo  # likewise for the first torch.func call
 from mlflow.store.tracking import sqlalchemy_store  # noqa: F401 - likewise for the first MLflow call
 
 import curation.reports  # noqa: F401 - likewise for the run summary at the end of a stage
@@ -70,9 +72,10 @@ def _install_kill(workdir: Path, kind: str, at: int) -> None:
     elif kind == "external":
         original_write = store_module.GradientStore.write
 
-        def slow_write(self, *args, **kwargs):
-            time.sleep(0.02)
-            return original_write(self, *args, **kwargs)
+        def slow_write(self, ckpt, start, grads, *args, **kwargs):  # past the kill threshold: slow enough to die
+            time.sleep(0.02 if count["n"] < at else 0.5)
+            count["n"] += len(grads)
+            return original_write(self, ckpt, start, grads, *args, **kwargs)
 
         store_module.GradientStore.write = slow_write
 
