@@ -76,6 +76,8 @@ def validate_frame(
             raise DataContractError(
                 f"{source}: column '{column}' has dtype {frame.schema[column]}, expected {EXPECTED[kind]}"
             )
+    frame = frame.with_columns(  # fixed-width arrays are checked like lists
+        [pl.col(c).cast(pl.List(t.inner)) for c, t in frame.schema.items() if isinstance(t, pl.Array)])
     checked = frame.select([c for c in frame.columns if contract.kind_of(c)])
     checks = _checks(checked, contract, label_range)
     suite_results = run_gx_suite(checked, contract, checks)

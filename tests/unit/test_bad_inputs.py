@@ -192,6 +192,10 @@ CASES = [
          r"at index 0", ("validate", "{w}/bad.parquet", "--contract", "features"), setup=INF),
     Case("validate_negative_inf_feature", r"row 5 \(example_id='r5'\): non-finite value -inf at index 5",
          ("validate", "{w}/bad.parquet", "--contract", "features"), setup=NEG_INF),
+    Case("validate_nan_in_fixed_width_array", r"bad.parquet: column 'features', row 1 \(example_id='r1'\): "
+         r"non-finite value nan at index 2", ("validate", "{w}/bad.parquet", "--contract", "features"),
+         setup=_edit("train.parquet", "bad.parquet", lambda f: _feature(1, 2, float("nan"))(f).with_columns(
+             pl.col("features").list.to_array(6)))),
     Case("validate_ragged_features", ROW_RAGGED + r" \(like most rows\)",
          ("validate", "{w}/bad.parquet", "--contract", "features"), setup=RAGGED),
     Case("validate_label_12_of_10_classes", r"bad.parquet: column 'label', row 4 \(example_id='r4'\): value "
