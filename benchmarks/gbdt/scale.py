@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--max-exact", type=int, default=8000)
     parser.add_argument("--n-test", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="", help="suffix of the results file")
     args = parser.parse_args()
     x_all, y_all, x_test, y_test = adult()
     rng = np.random.default_rng(args.seed)
@@ -49,7 +50,7 @@ def main() -> None:
         row["boostin_over_peer"] = row["boostin_s"] / row["peer_boostin_s"]
         print(row, flush=True)
         rows.append(row)
-    print(write_json("scale.json", {"setup": {"n_test": args.n_test, "seed": args.seed, "threads": 1,
+    print(write_json(f"scale{args.tag}.json", {"setup": {"n_test": args.n_test, "seed": args.seed, "threads": 1,
                                               "trees": 100, "num_leaves": 31}, "rows": rows}))
 
 
