@@ -448,6 +448,12 @@ CASES = [
          stage="provenance_suspects", params={"bogus": 1}),
     Case("stage_test_provenance_unknown_key", r"params.yaml:test_provenance: unknown key 'bogus'",
          stage="test_provenance", params={"bogus": 1}),
+    Case("stage_select_data_unknown_scorer", r"unknown method 'dsri'; did you mean 'dsir'\? \(valid: .*\)",
+         stage="select_data", params={"pool": "texts.parquet", "target": "texts.parquet", "scorer": "dsri",
+                                      "out_dir": "selected"}, outputs=("selected/manifest.json",)),
+    Case("stage_select_data_unknown_scorer_option", r"unknown key 'n_gram'.*valid:", stage="select_data",
+         params={"pool": "texts.parquet", "target": "texts.parquet", "options": {"n_gram": 3}, "out_dir": "selected"},
+         outputs=("selected/manifest.json",)),
     Case("stage_select_data_unknown_key", r"params.yaml:select_data: unknown key 'bogus'", stage="select_data",
          params={"bogus": 1}),
     # the same through real processes (console entry point and a stage module)
