@@ -44,15 +44,16 @@ def tree_context(model_source: str, train_path: str, query_path: str | None) -> 
     adapter, model = load_tree_model(model_source)
     train = read_rows(train_path, what="training")
     queries = read_rows(query_path, what="query") if query_path else train.head(1)
-    return TreeScoringContext(adapter=adapter, model=model, train=train, queries=queries)
+    return TreeScoringContext(adapter=adapter, model=model, train=train, queries=queries,
+                              sources=(train_path, query_path or train_path))
 
 
 def tree_scores(method: str, options: dict[str, Any], context: TreeScoringContext) -> ScoreResult:
     """Train x query scores of the tree method ``method`` with ``options``."""
-    return build_method(GROUP, {"name": method, "options": options}, where=f"{method} options").score(context)
+    return build_method(GROUP, {"name": method, "options": options}, where=method).score(context)
 
 
 def tree_self_influence(method: str, options: dict[str, Any], context: TreeScoringContext) -> np.ndarray:
     """Self-influence of every training row under the tree method ``method``."""
-    scorer = build_method(GROUP, {"name": method, "options": options}, where=f"{method} options")
+    scorer = build_method(GROUP, {"name": method, "options": options}, where=method)
     return np.asarray(scorer.self_influence(context))

@@ -37,6 +37,7 @@ class TreeScoringContext:
     model: Any
     train: pl.DataFrame
     queries: pl.DataFrame
+    sources: tuple[str, str] = ("training table", "query table")  # named in errors (file paths from the CLI)
 
     def __post_init__(self) -> None:
         for name, frame in (("train", self.train), ("queries", self.queries)):
@@ -55,11 +56,11 @@ class TreeScoringContext:
 
     @cached_property
     def train_trajectory(self) -> Trajectory:
-        return self._trajectory(self.train, "training table")
+        return self._trajectory(self.train, self.sources[0])
 
     @cached_property
     def query_trajectory(self) -> Trajectory:
-        return self._trajectory(self.queries, "query table")
+        return self._trajectory(self.queries, self.sources[1])
 
     def result(self, matrix: np.ndarray, self_inf: np.ndarray) -> ScoreResult:
         """``ScoreResult`` with ids and the Newton-value check (how well the training table explains the leaves)."""

@@ -90,6 +90,11 @@ def test_cli_influence_and_label_errors(adult, tmp_path: Path) -> None:
                                "--queries", str(query_path), "--method", "boostin", "--train-sample", "50",
                                "--out", str(tmp_path / "x")])
     assert isinstance(bad.exception, CurationError) and "every row the model was fitted on" in str(bad.exception)
+    pl.read_parquet(query_path).drop("age").write_parquet(tmp_path / "no_age.parquet")
+    bad = runner.invoke(cli, ["influence", "--checkpoints", str(tmp_path / "model"), "--train", str(train_path),
+                              "--queries", str(tmp_path / "no_age.parquet"), "--method", "trex", "--out",
+                              str(tmp_path / "x")])
+    assert str(bad.exception) == f"{tmp_path / 'no_age.parquet'}: missing feature column 'age'"
 
 
 def test_registered_through_the_mlflow_lightgbm_flavour(adult, tmp_path: Path, mlflow_store: Path,
