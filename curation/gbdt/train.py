@@ -42,7 +42,7 @@ def train_tree_model(train_path: str, out_dir: str, *, adapter_name: str = "ligh
         from curation.tracking import RunRecorder
         from curation.tracking.registry import log_tree_model
 
-        with RunRecorder("train_tree_model", adapter.config) as rec:
+        with RunRecorder("train_tree_model", adapter.config, metrics_path=Path(out_dir) / "metrics.json") as rec:
             rec.log_metrics({"train_loss": summary["train_loss"], "rows": float(frame.height)})
             summary["version"] = log_tree_model(model.booster, adapter.sidecar(model), register_as=register_as)
     return summary
