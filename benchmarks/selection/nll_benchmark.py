@@ -18,9 +18,10 @@ Protocol (fixed before any run):
 - each arm trains a fresh byte GPT (same architecture, init seed, schedule and ``--steps`` x 32 passages, i.e.
   equal tokens) on its kept passages and is scored by the mean per-byte NLL on the validation passages.
 - reported per arm and seed: NLL, % lower than random, target-domain share of the kept passages, KL reduction on
-  DSIR's hashed n-gram features (``KL(target || pool) - KL(target || kept)``; a kept set is a tenth of the pool, so
-  its empty buckets make this negative even for random data: ``kl_reduction_vs_random`` = ``KL(target || random
-  kept) - KL(target || kept)`` compares equal-size sets), selection and training seconds.
+  DSIR's hashed n-gram features with its Laplace-smoothed KL (``KL(target || pool) - KL(target || kept)``; a kept
+  set is a tenth of the pool, so its sparser counts make this negative even for random data:
+  ``kl_reduction_vs_random`` = ``KL(target || random kept) - KL(target || kept)`` compares equal-size sets),
+  selection and training seconds.
 
 Run: ``OMP_NUM_THREADS=1 python -m benchmarks.selection.nll_benchmark`` (one seed ~12-15 min on 2 shared cores);
 more seeds or arms: ``--seeds 1 --out ...`` then ``--merge`` the files (arms of one seed are joined). Writes
