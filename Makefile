@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: demo test setup lock ui clean-demo
+.PHONY: demo test setup lock ui clean-demo templates
 
 setup: $(STAMP)
 
@@ -44,3 +44,7 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	$(VENV)/bin/curate ui
+
+# Refresh the stage templates that `curate init` ships from this repo's dvc.yaml and params.yaml.
+templates: $(STAMP)
+	$(PY) -c "from curation.templates import refresh; refresh('dvc.yaml', 'params.yaml', 'curation/templates')"

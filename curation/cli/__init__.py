@@ -17,6 +17,7 @@ from curation.errors import CurationError
 # module name under curation.cli -> command attribute; imported lazily so `curate --help` stays fast
 COMMANDS = {
     "init": "init_cmd",
+    "train": "train_cmd",
     "ui": "ui_cmd",
     "plugins": "plugins_cmd",
     "config": "config_group",

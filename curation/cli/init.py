@@ -37,13 +37,29 @@ def merge_blocks(target: Path, blocks_text: str, *, under: str | None) -> list[s
     return added
 
 
+def _commented(params_text: str) -> str:
+    """The shipped params blocks with every key's help text as a comment beside it."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    from curation.templates import commented_params
+
+    yaml = YAML()
+    buffer = io.StringIO()
+    yaml.dump(commented_params(yaml.load(params_text)), buffer)
+    return buffer.getvalue()
+
+
 @click.command("init")
 @click.option("--dir", "project", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Project root holding dvc.yaml and params.yaml.")
 def init_cmd(project: str) -> None:
-    """Add the curation stages to DIR/dvc.yaml and their params blocks to DIR/params.yaml.
+    """Add every curation stage to DIR/dvc.yaml and its commented params block to DIR/params.yaml.
 
-    Existing stages and params blocks are left as they are; only missing ones are added.
+    The stages are the demo pipeline's, runnable as written (prepare_data builds the demo tables); point the
+    blocks at your own tables and checkpoints. Existing stages and params blocks are left as they are; only
+    missing ones are added.
 
     \b
     Example:
@@ -52,7 +68,8 @@ def init_cmd(project: str) -> None:
     root = Path(project)
     templates = resources.files("curation.templates")
     stages = merge_blocks(root / "dvc.yaml", templates.joinpath("dvc_stages.yaml").read_text(), under="stages")
-    params = merge_blocks(root / "params.yaml", templates.joinpath("params_blocks.yaml").read_text(), under=None)
+    params = merge_blocks(root / "params.yaml", _commented(templates.joinpath("params_blocks.yaml").read_text()),
+                          under=None)
     click.echo(f"dvc.yaml: added stages {', '.join(stages) or '(none; all present)'}")
     click.echo(f"params.yaml: added blocks {', '.join(params) or '(none; all present)'}")
     click.echo("Next: point params.yaml at your tables and checkpoints, then run `dvc repro`.")

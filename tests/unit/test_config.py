@@ -35,8 +35,8 @@ def test_nested_values_are_coerced() -> None:
 @pytest.mark.parametrize(
     ("mapping", "message"),
     [
-        ({"name": "x", "szies": [1]}, "params.yaml:s: unknown key 'szies'; did you mean 'sizes'?"),
-        ({"name": "x", "inner": {"rat": 1}}, "params.yaml:s.inner: unknown key 'rat'; did you mean 'rate'?"),
+        ({"name": "x", "szies": [1]}, "params.yaml:s: unknown key 'szies'; did you mean 'sizes'? (valid: inner, mode, name, sizes)"),
+        ({"name": "x", "inner": {"rat": 1}}, "params.yaml:s.inner: unknown key 'rat'; did you mean 'rate'? (valid: rate)"),
         ({"name": "x", "mode": "c"}, "params.yaml:s.mode: 'c' is not one of 'a', 'b'"),
         ({"name": "x", "sizes": ["a"]}, "params.yaml:s.sizes[0]: expected an integer, got 'a'"),
         ({"name": 3}, "params.yaml:s.name: expected a string, got 3"),
