@@ -54,7 +54,7 @@ def features_matrix(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray
                 f"column 'features', row {row}: {widths[row]} values where row 0 has {widths[0]} (rows must be equally long)"
             )
         series = series.list.to_array(int(widths[0]))
-    return series.to_numpy().astype(np.float64, copy=False)
+    return np.array(series.to_numpy(), dtype=np.float64)  # writable: torch.as_tensor warns on read-only arrays
 
 
 class _TabularAdapter:
