@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("faiss")
 
-from curation.errors import CurationError  # noqa: E402
-from curation.gradients.nn_index import GradientNNIndex, NNIndexConfig, combine_checkpoints  # noqa: E402
-from curation.gradients.store import GradientStore  # noqa: E402
+from curation.errors import CurationError
+from curation.gradients.nn_index import GradientNNIndex, NNIndexConfig, combine_checkpoints
+from curation.gradients.store import GradientStore
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
