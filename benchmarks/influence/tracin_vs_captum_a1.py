@@ -31,7 +31,7 @@ from curation.gradients import ProjectionConfig
 from curation.models.classifiers import ClassifierConfig, MLPClassifierAdapter
 
 ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "benchmarks" / "influence" / "results" / "tracin_vs_captum_a1.json"
+OUT = Path(os.environ.get("OUT_JSON", ROOT / "benchmarks" / "influence" / "results" / "tracin_vs_captum_a1.json"))
 N = int(os.environ.get("N_EXAMPLES", "10000"))
 DIM = int(os.environ.get("PROJ_DIM", "2048"))
 THREADS = int(os.environ.get("OMP_NUM_THREADS", "2"))

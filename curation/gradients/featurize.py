@@ -22,6 +22,8 @@ from torch import nn
 from curation.config import to_dict
 from curation.errors import CurationError
 from curation.executors import ExecutorConfig, map_shards
+from curation.gradients.coordinate_grads import linear_gradient_blocks
+from curation.gradients.ghost import ghost_applicable
 from curation.gradients.kronecker import KroneckerProjector
 from curation.gradients.per_example import per_example_gradients, tracked_parameters
 from curation.gradients.projection import ProjectionConfig, Projector
@@ -111,7 +113,9 @@ def featurize_shard(
     """Projected gradients ``[len(rows), k]`` and output values ``[len(rows)]`` of one shard.
 
     A ``KroneckerProjector`` works from layer activations and output gradients of batched passes (no per-example
-    gradient is built); any other projector projects the ``torch.func`` per-example gradients.
+    gradient is built); ``sjlt`` over Linear modules only projects coordinate-major gradients built from one batched
+    pass (``curation.gradients.coordinate_grads``); any other projector projects the ``torch.func`` per-example
+    gradients.
     """
     fn = output_function(adapter, cfg.target)
     modules = tracked_modules(adapter, model, cfg)
@@ -120,6 +124,9 @@ def featurize_shard(
         batch = adapter.collate(rows.slice(start, cfg.batch_size))
         if isinstance(projector, KroneckerProjector):
             feats, vals = projector.features(model, batch, fn)
+        elif projector.config.kind == "sjlt" and ghost_applicable(model, modules):
+            blocks, vals = linear_gradient_blocks(model, batch, fn, modules)
+            feats = projector.project_blocks(blocks, len(vals), wide=vals.dtype == torch.float64)
         else:
             feats = projector(per_example_gradients(adapter, model, batch, modules=modules, target=fn).detach())
             with torch.no_grad():
