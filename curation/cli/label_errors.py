@@ -184,7 +184,7 @@ def _publish(path: str, found: dict[str, Any], *, fraction: float | None, action
     decided_fraction = float(flagged.mean()) if fraction is None else fraction
     cfg = SelfInfluenceSelectorConfig(fraction=decided_fraction, action=action)
     known = read_table(known_errors, columns=["example_id"])["example_id"].to_list() if known_errors else None
-    manifest = write_filtered(path, selection, out_dir, selector=found["method"], config=cfg)
+    manifest = write_filtered(path, selection, out_dir, selector=found["method"], config=cfg, write_selection=True)
     metrics: dict[str, float] = {}
     if known is not None:  # read before anything is written, so a bad file leaves earlier outputs as they were
         metrics = detection_metrics(scores, known, fraction=decided_fraction)
