@@ -7,7 +7,7 @@ Setup (work dominates fixed overheads): 20 Newsgroups train+test posts -> TF-IDF
 norms by the ghost-norm path, ``curation.gradients.ghost``); captum: ``TracInCP(sample_wise_grads_per_batch=True)`` (exact gradients)
 in its own venv (``PEER_PYTHON``, default /work/venvs/influence_a1/bin/python). Reported: wall seconds,
 examples x checkpoints per second, the throughput ratio, and Pearson/Spearman between the two self-influence
-vectors. Writes ``benchmarks/influence/results/tracin_vs_captum_a1.json``.
+vectors. Writes ``benchmarks/influence/results/tracin_vs_captum_a1.json`` (or the path in ``OUT_JSON``).
 """
 
 from __future__ import annotations
