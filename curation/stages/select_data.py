@@ -47,6 +47,8 @@ def main(cfg: SelectDataConfig) -> None:
             selection.filter("keep").sort("rank").head(20).join(kept, on="example_id", how="left"))
         report.write(report_dir / "report.html")
         rec.log_artifact(report_dir / "report.html")
+        if (report_dir / "plots").is_dir():
+            rec.log_artifact(report_dir / "plots", "plots")
         for name in ("manifest.json", "selection.parquet", "not_selected_issues.parquet", "summary.parquet"):
             rec.log_artifact(out / name, "selection")
 
