@@ -103,6 +103,16 @@ def make_projector(adapter: ModelAdapter, model: nn.Module, cfg: FeaturizeConfig
     return Projector(n_tracked(adapter, model, cfg), cfg.projection)
 
 
+def _linear_blocks(model: nn.Module, batch: Batch, fn: Callable[[nn.Module, Batch], torch.Tensor],
+                   modules: list[str]) -> tuple | None:
+    """Coordinate-major gradient blocks from layer hooks, or ``None`` when hooks cannot give them (a tracked Linear
+    called more than once per forward, e.g. shared weights): the ``torch.func`` path then handles the batch."""
+    try:
+        return linear_gradient_blocks(model, batch, fn, modules)
+    except CurationError:
+        return None
+
+
 def featurize_shard(
     adapter: ModelAdapter,
     model: nn.Module,
@@ -119,14 +129,16 @@ def featurize_shard(
     """
     fn = output_function(adapter, cfg.target)
     modules = tracked_modules(adapter, model, cfg)
+    fast = not isinstance(projector, KroneckerProjector) and projector.config.kind == "sjlt" \
+        and ghost_applicable(model, modules)
     grads, values = [], []
     for start in range(0, rows.height, cfg.batch_size):
         batch = adapter.collate(rows.slice(start, cfg.batch_size))
         if isinstance(projector, KroneckerProjector):
             feats, vals = projector.features(model, batch, fn)
-        elif projector.config.kind == "sjlt" and ghost_applicable(model, modules):
-            blocks, vals = linear_gradient_blocks(model, batch, fn, modules)
-            feats = projector.project_blocks(blocks, len(vals), wide=vals.dtype == torch.float64)
+        elif fast and (found := _linear_blocks(model, batch, fn, modules)) is not None:
+            feats = projector.project_blocks(found[0], len(found[1]), wide=found[1].dtype == torch.float64)
+            vals = found[1]
         else:
             feats = projector(per_example_gradients(adapter, model, batch, modules=modules, target=fn).detach())
             with torch.no_grad():

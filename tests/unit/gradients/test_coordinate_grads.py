@@ -75,3 +75,35 @@ def test_featurize_sjlt_on_linear_modules_uses_blocks_and_matches(tmp_path) -> N
     grads = per_example_gradients(adapter, model, adapter.collate(rows), modules=adapter.tracked_modules(model))
     torch.testing.assert_close(torch.from_numpy(feats).double(), projector(grads).float().double(),
                                rtol=1e-5, atol=1e-6)
+
+
+class _Shared(nn.Module):
+    """One Linear applied twice (shared weights): hooks cannot separate the two uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(torch.tanh(self.lin(x)))
+
+
+def test_shared_linear_falls_back_to_per_example_gradients() -> None:
+    import polars as pl
+
+    class Adapter(MLPClassifierAdapter):
+        def build_model(self) -> nn.Module:
+            return _Shared().double()
+
+        def tracked_modules(self, model: nn.Module) -> list[str]:
+            return ["lin"]
+
+    adapter = Adapter(ClassifierConfig(dtype="float64", n_features=3, n_classes=3))
+    model = adapter.build_model()
+    rows = pl.DataFrame({"example_id": list(range(5)), "features": torch.randn(5, 3).tolist(),
+                         "label": [i % 3 for i in range(5)]})
+    cfg = FeaturizeConfig(projection=ProjectionConfig(kind="sjlt", dim=8), shard_size=5, batch_size=5)
+    projector = make_projector(adapter, model, cfg)
+    feats, _ = featurize_shard(adapter, model, rows, projector, cfg)
+    grads = per_example_gradients(adapter, model, adapter.collate(rows), modules=["lin"])
+    torch.testing.assert_close(torch.from_numpy(feats).double(), projector(grads).float().double())
