@@ -63,7 +63,7 @@ class Projector:
         self._cache: list[torch.Tensor] | None = None
         self._sparse: sp.csr_matrix | None = None
         self._sparse_cols: sp.csc_matrix | None = None
-        self._col_slices: dict[tuple[int, int, bool], sp.csc_matrix] = {}
+        self._views: dict[tuple[int, int], sp.csc_matrix] = {}
 
     def _chunk_seed(self, index: int) -> int:
         return int(np.random.SeedSequence([self.config.seed, index, 0x7072]).generate_state(1)[0])
@@ -110,6 +110,14 @@ class Projector:
                                            torch.from_numpy(mat.indices.astype(np.int64)),
                                            torch.from_numpy(mat.data), size=mat.shape)
 
+    def _columns(self) -> sp.csc_matrix:
+        """``P^T`` in CSC form (built once; the CSR copy is released so only one copy stays in memory)."""
+        if self._sparse_cols is None:
+            cols = self.sparse_rows().tocsc()
+            cols.sort_indices()
+            self._sparse_cols, self._sparse = cols, None
+        return self._sparse_cols
+
     def project_blocks(self, blocks: Iterable[tuple[int, torch.Tensor]], batch: int, *,
                        wide: bool = False) -> torch.Tensor:
         """sjlt of coordinate-major gradient blocks ``(first_row, [rows, batch])`` covering all ``p`` coordinates in
@@ -122,10 +130,7 @@ class Projector:
         """
         if self.config.kind != "sjlt":
             raise ValueError(f"project_blocks is for kind 'sjlt', not {self.config.kind!r}")
-        if self._sparse_cols is None:
-            self._sparse_cols = self.sparse_rows().tocsc()
-            self._sparse_cols.sort_indices()
-        cols = self._sparse_cols
+        cols = self._columns()
         dtype = np.float64 if wide else np.float32
         out = np.zeros((self.dim, batch), dtype=dtype)
         covered = 0
@@ -133,11 +138,13 @@ class Projector:
             stop = start + block.shape[0]
             if start != covered or stop > self.n_params:
                 raise ValueError(f"gradient blocks must cover rows 0..{self.n_params} in order (got {start}:{stop})")
-            key = (start, stop, wide)
-            part = self._col_slices.get(key)
-            if part is None:
-                part = cols[:, start:stop].astype(dtype)
-                self._col_slices[key] = part
+            part = self._views.get((start, stop)) if not wide else None
+            if part is None:  # a view of the columns (shares data and indices with ``cols``)
+                lo, hi = cols.indptr[start], cols.indptr[stop]
+                part = sp.csc_matrix((cols.data[lo:hi].astype(dtype, copy=False), cols.indices[lo:hi],
+                                      cols.indptr[start : stop + 1] - lo), shape=(self.dim, stop - start), copy=False)
+                if not wide:
+                    self._views[(start, stop)] = part
             out += part @ np.ascontiguousarray(block.detach().numpy(), dtype=dtype)
             covered = stop
         if covered != self.n_params:
