@@ -37,9 +37,9 @@ def unlearn_cmd(train_path: str, request_path: str, model_ref: str, out_path: st
 
     from curation.config import load, read_yaml_mapping
     from curation.io import read_table
-    from curation.models.registered import write_registered
     from curation.models.references import load_final_model as load_model
     from curation.models.references import resolve_checkpoint
+    from curation.models.registered import write_registered
     from curation.unlearning.operators import UnlearnConfig, save_unlearned, unlearn
     from curation.unlearning.requests import read_request, split_forget_retain
 

@@ -43,9 +43,9 @@ def verify_unlearning_cmd(train_path: str, request_path: str, holdout_path: str,
 
     from curation.config import load, read_yaml_mapping
     from curation.io import read_table
+    from curation.models.references import load_final_model as load_model
     from curation.models.registered import registered_uri
     from curation.tracking import RunRecorder
-    from curation.models.references import load_final_model as load_model
     from curation.unlearning.loading import same_architecture
     from curation.unlearning.publish import record_verification
     from curation.unlearning.requests import read_request, split_forget_retain

@@ -2,12 +2,12 @@
 model for the forget request; the result is a new checkpoint, optionally a new registered model version."""
 
 from curation.io import read_table
+from curation.models.references import load_final_model as load_model
+from curation.models.references import resolve_checkpoint
 from curation.models.registered import write_registered
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.unlearning.config import UnlearnStageConfig
-from curation.models.references import load_final_model as load_model
-from curation.models.references import resolve_checkpoint
 from curation.unlearning.operators import save_unlearned, unlearn
 from curation.unlearning.requests import read_request, split_forget_retain
 

@@ -2,11 +2,11 @@
 an MLflow run (report, evidence tables) and set as tags on the examined model version."""
 
 from curation.io import read_table
+from curation.models.references import load_final_model as load_model
 from curation.models.registered import registered_uri
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 from curation.unlearning.config import VerifyUnlearningConfig
-from curation.models.references import load_final_model as load_model
 from curation.unlearning.loading import same_architecture
 from curation.unlearning.publish import record_verification
 from curation.unlearning.requests import read_request, split_forget_retain

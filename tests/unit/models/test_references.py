@@ -57,7 +57,7 @@ def test_plain_state_dicts_load_with_adapter_options_and_learning_rates(tmp_path
     with pytest.raises(CurationError, match=r"epoch0.pt: a plain state dict .* --adapter"):
         load_models(tmp_path / "mine")
     plain = plain_checkpoints("mlp", ["n_features=4", "n_classes=3", "hidden=[5]"], [0.5, 0.05])
-    adapter, loaded = load_models(tmp_path / "mine", plain=plain)
+    _, loaded = load_models(tmp_path / "mine", plain=plain)
     assert [lr for _, _, lr in loaded] == [0.5, 0.05]
     assert torch.equal(loaded[1][1].state_dict()["2.bias"], _model(1).state_dict()["2.bias"])
     with pytest.raises(CurationError, match="--lr: 3 learning rates for 2 checkpoints"):
@@ -110,7 +110,7 @@ def test_registry_and_run_artifact_references(mlflow_store: Path, monkeypatch: p
     with RunRecorder("train", BuildReportConfig()) as rec:
         version = register_checkpoint(folder / "ckpt-000001.safetensors", "mine")
         run_id = rec.run_id
-    adapter, loaded = load_models(f"models:/mine/{version}")
+    _, loaded = load_models(f"models:/mine/{version}")
     assert loaded[-1][2] == 0.1 and torch.equal(loaded[-1][1].state_dict()["0.bias"], _model(1).state_dict()["0.bias"])
     assert load_models("models:/mine/latest")[1][-1][2] == 0.1
     assert resolve_checkpoints(f"runs:/{run_id}/checkpoint")[-1].name == "ckpt-000001.safetensors"

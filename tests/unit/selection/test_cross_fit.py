@@ -109,7 +109,7 @@ def test_train_a_byte_gpt_on_a_text_table(tmp_path: Path) -> None:
               "--model-option", "n_head=2", "--model-option", "block_size=32", "--epochs", "1", "--batch-size", "8",
               "--checkpoints", "2", "--out", str(tmp_path / "lm"))
     assert out.startswith("byte_gpt: 24 rows")
-    state, info = load_checkpoint(tmp_path / "lm")
+    _, info = load_checkpoint(tmp_path / "lm")
     assert info.adapter == "byte_gpt" and info.model_config["d_model"] == 32 and np.isfinite(info.learning_rate)
 
 
