@@ -16,6 +16,8 @@ from typing import Any
 import click
 import numpy as np
 
+DEFAULT_FRACTION = 0.1  # share acted on when a ranking has no decision of its own and --fraction is not given
+
 
 @click.command("label-errors")
 @click.argument("table", required=False, type=click.Path(dir_okay=False))
@@ -108,15 +110,16 @@ def _cross_fitted(path: str, adapter_name: str, model_options: tuple[str, ...], 
     from dataclasses import replace
 
     from curation.errors import ConfigError
-    from curation.gradients.cli_support import parse_overrides, read_examples
+    from curation.gradients.cli_support import check_examples, parse_overrides
     from curation.io import read_table
     from curation.selection.cross_fit import CrossFitConfig, cross_fit
     from curation.training.fit import build_adapter
 
     if len(lrs) > 1:
         raise ConfigError("--lr: cross-fitting trains with one learning rate")
-    model = build_adapter(adapter_name, parse_overrides(model_options), read_table(path), source=path)
-    frame = read_examples(path, what="training", adapter=model)
+    frame = read_table(path)
+    model = build_adapter(adapter_name, parse_overrides(model_options), frame, source=path)
+    frame = check_examples(frame, path, what="training", adapter=model)
     cfg = CrossFitConfig(folds=folds, seed=seed)
     cfg = replace(cfg, train=replace(cfg.train, **{k: v for k, v in (("learning_rate", lrs[0] if lrs else None),
                                                                       ("epochs", epochs)) if v is not None}))
@@ -132,9 +135,8 @@ def _self_influence(path: str, checkpoints: str, method: str, adapter: str | Non
                     executor: str, ray_address: str) -> dict[str, Any]:
     from curation.attribution.base import ScoringContext
     from curation.executors import ExecutorConfig
-    from curation.gradients.cli_support import build_scorer, read_examples, self_influence
+    from curation.gradients.cli_support import build_scorer, plain_checkpoints, read_examples, self_influence
     from curation.gradients.jobs import load_checkpoints
-    from curation.models.references import plain_checkpoints
 
     options: dict = {"store": store} if store else {}
     if projection or dim:
@@ -172,10 +174,9 @@ def _publish(path: str, found: dict[str, Any], *, fraction: float | None, action
     from curation.selection.model_tags import label_error_rate, tag_label_error_rate
 
     scores = pl.DataFrame({"example_id": found["ids"], "score": np.asarray(found["scores"], dtype=np.float64)})
-    confident = found.get("confident") if fraction is None else None
+    confident = found.get("confident") if fraction is None else None  # cross-fitting decides unless told
     issues = issue_table(scores["example_id"], scores["score"], issue="label", flagged=confident,
-                         fraction=None if confident is not None else (0.1 if fraction is None else fraction),
-                         extras=found.get("extras"))
+                         fraction=fraction if fraction is not None else DEFAULT_FRACTION, extras=found.get("extras"))
     flagged = issues["is_label_issue"]
     keep = ~flagged.to_numpy() if action == "drop" else np.ones(len(flagged), dtype=bool)
     selection = pl.DataFrame({"example_id": scores["example_id"], "keep": keep,

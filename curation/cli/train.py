@@ -43,7 +43,7 @@ def train_cmd(table: str, model_name: str | None, model_options: tuple[str, ...]
       curate train adult.parquet --model lightgbm --model-option exclude=[income] --out models/adult_lgbm
     """
     from curation.config import config_hash, load
-    from curation.gradients.cli_support import parse_overrides, read_examples
+    from curation.gradients.cli_support import check_examples, parse_overrides, read_examples
     from curation.io import file_digest, read_table
     from curation.training.fit import build_adapter, fit_to_folder
     from curation.training.loop import TrainConfig
@@ -58,7 +58,7 @@ def train_cmd(table: str, model_name: str | None, model_options: tuple[str, ...]
                    f"-> {out_dir}/model.txt")
         return
     adapter = build_adapter(name, parse_overrides(model_options), frame, source=table)
-    frame = read_examples(table, what="training", adapter=adapter)
+    frame = check_examples(frame, table, what="training", adapter=adapter)
     val = read_examples(val_path, what="validation", adapter=adapter) if val_path else None
     given = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size,
              "n_checkpoints": n_checkpoints, "seed": seed}

@@ -14,6 +14,7 @@ import yaml
 from curation.attribution.base import ScoringContext
 from curation.errors import ConfigError, DataContractError
 from curation.io import read_table
+from curation.models.references import PlainCheckpoints
 from curation.plugins import get_plugin
 
 
@@ -56,14 +57,29 @@ def build_scorer(method: str, options: dict[str, Any]) -> Any:
 def read_examples(path: str, *, what: str, adapter: Any) -> pl.DataFrame:
     """The table at ``path``, checked against the contract ``adapter`` needs (polars checks, then the Great
     Expectations suite ``validate_data`` runs); errors name the file, column and first bad row."""
+    return check_examples(read_table(path), path, what=what, adapter=adapter)
+
+
+def check_examples(frame: pl.DataFrame, path: str, *, what: str, adapter: Any) -> pl.DataFrame:
+    """``frame`` (already read from ``path``) checked as ``read_examples`` checks it, so a command that needs the
+    table before it has an adapter (to read the model's shape off it) reads the file once."""
     from curation.validation import validate_frame
     from curation.validation.adapter_contract import contract_for_adapter
 
-    frame = read_table(path)
     if frame.height == 0:
         raise DataContractError(f"{path}: no rows ({what} table)")
     validate_frame(frame, contract_for_adapter(adapter), source=path)
     return frame
+
+
+def plain_checkpoints(adapter: str | None, options: Sequence[str], lrs: Sequence[float]) -> PlainCheckpoints | None:
+    """``PlainCheckpoints`` from command-line values (``--adapter``, ``--model-option k=v``, ``--lr``), or None."""
+    if adapter is None:
+        if options or lrs:
+            raise ConfigError("--model-option and --lr describe plain checkpoints and need --adapter")
+        return None
+    return PlainCheckpoints(adapter=adapter, model_options=parse_overrides(options),
+                            learning_rates=tuple(lrs) if lrs else (1.0,))
 
 
 def self_influence(scorer: Any, context: ScoringContext) -> np.ndarray:

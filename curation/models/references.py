@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,14 +125,3 @@ def load_final_model(ref: str | Path, *, plain: PlainCheckpoints | None = None) 
     adapter, loaded = load_models(ref, last=1, plain=plain)
     return adapter, loaded[-1][1]
 
-
-def plain_checkpoints(adapter: str | None, options: Sequence[str], lrs: Sequence[float]) -> PlainCheckpoints | None:
-    """``PlainCheckpoints`` from command-line values (``--adapter``, ``--model-option k=v``, ``--lr``), or None."""
-    if adapter is None:
-        if options or lrs:
-            raise CurationError("--model-option and --lr describe plain checkpoints and need --adapter")
-        return None
-    from curation.gradients.cli_support import parse_overrides
-
-    return PlainCheckpoints(adapter=adapter, model_options=parse_overrides(options),
-                            learning_rates=tuple(lrs) if lrs else (1.0,))

@@ -13,7 +13,7 @@ confident choice are never flagged, so a clean table yields few issues.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -82,7 +82,7 @@ def cross_fit(adapter: ModelAdapter, frame: pl.DataFrame, cfg: CrossFitConfig, *
     split = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
     with progress_bar(total=cfg.folds, description="cross-fitting folds") as advance:
         for fold, (fit_rows, held_rows) in enumerate(split.split(np.zeros(len(labels)), labels)):
-            fold_cfg = TrainConfig(**{**cfg.train.__dict__, "seed": cfg.seed * 1000 + fold})
+            fold_cfg = replace(cfg.train, seed=cfg.seed * 1000 + fold)
             model = train(classifier, frame[fit_rows], fold_cfg, show_progress=False).model
             with torch.no_grad():
                 logits = classifier.logits(model, classifier.collate(frame[held_rows]))

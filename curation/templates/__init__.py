@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, get_type_hints
 
-DEMO_ONLY_PREFIXES = ("pipelines/", "curation/", "curation")
+DEMO_ONLY_PREFIXES = ("pipelines/", "curation")  # this repo's sources: not in a user's project
 
 
 def portable_stages(dvc_doc: dict[str, Any]) -> dict[str, Any]:

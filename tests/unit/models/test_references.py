@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from curation.errors import CurationError
+from curation.gradients.cli_support import plain_checkpoints
 from curation.models.checkpoints import CheckpointInfo, save_checkpoint
 from curation.models.classifiers import ClassifierConfig, MLPClassifierAdapter
-from curation.models.references import PlainCheckpoints, load_models, plain_checkpoints, resolve_checkpoints
+from curation.models.references import PlainCheckpoints, load_models, resolve_checkpoints
 
 CONFIG = {"n_features": 4, "n_classes": 3, "hidden": [5]}
 
