@@ -8,7 +8,9 @@ score is ``1 - p_oof[given label]`` (cleanlab's "self-confidence" ranking, flipp
 The decision is confident learning's: per class ``j`` the threshold ``t_j`` is the mean out-of-fold probability of
 ``j`` over the rows labelled ``j``; a row is an issue when some other class ``k`` reaches its threshold
 (``p_k >= t_k``) and the most confident such class is not the given label. Rows whose given label is the model's
-confident choice are never flagged, so a clean table yields few issues.
+confident choice are never flagged, so a clean table yields few issues. This is cleanlab's
+``find_label_issues(filter_by="confident_learning")`` (the confident joint's off-diagonal); cleanlab's default
+``prune_by_noise_rate`` flags more rows (benchmarks/label_errors/cross_fit_digits.py compares them).
 """
 
 from __future__ import annotations

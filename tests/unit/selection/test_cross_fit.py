@@ -12,29 +12,24 @@ import polars as pl
 import pytest
 import torch
 from click.testing import CliRunner
-from sklearn.datasets import load_digits
 from sklearn.metrics import average_precision_score
 
 from curation.cli import cli
+from curation.data.digits import DigitsConfig, build_digits
 from curation.models.checkpoints import load_checkpoint
 from curation.selection.cross_fit import CrossFitConfig, cross_fit
 from curation.training.fit import build_adapter
 from curation.training.loop import TrainConfig
 
-N_ROWS = 800
-FLIP_FRACTION = 0.1
+TEST_FRACTION = 0.55  # leaves 808 training rows: the setup of benchmarks/label_errors/cross_fit_digits.py
 
 
 def noisy_digits(path: Path, seed: int) -> set[str]:
-    """The first N_ROWS bundled digits with FLIP_FRACTION of labels moved to another class; returns flipped ids."""
-    digits = load_digits()
-    rng = np.random.default_rng(seed)
-    labels = digits.target[:N_ROWS].copy()
-    flipped = rng.choice(N_ROWS, size=int(FLIP_FRACTION * N_ROWS), replace=False)
-    labels[flipped] = (labels[flipped] + rng.integers(1, 10, size=len(flipped))) % 10
-    ids = [f"d{i}" for i in range(N_ROWS)]
-    pl.DataFrame({"example_id": ids, "features": (digits.data[:N_ROWS] / 16).tolist(), "label": labels}).write_parquet(path)
-    return {ids[i] for i in flipped}
+    """The demo's noisy digits (10 % of training labels flipped) with a smaller training split, written to
+    ``path``; returns the flipped ids."""
+    train, _, noisy = build_digits(DigitsConfig(test_fraction=TEST_FRACTION, noise_fraction=0.1, seed=seed))
+    train.write_parquet(path)
+    return set(noisy["example_id"].to_list())
 
 
 def run(*argv: str) -> str:
@@ -54,10 +49,11 @@ def test_cross_fitting_finds_injected_label_flips(tmp_path: Path) -> None:
     ap = average_precision_score(truth, result.scores())
     flagged = result.confident_issues()
     precision, recall = truth[flagged].mean(), flagged[truth].mean()
-    # Data seeds 0-19 of this exact setup (measured): AP 0.944-0.983, confident-learning precision 0.782-0.906
-    # and recall 0.588-0.775; chance AP is 0.10. The thresholds sit below the worst seed.
-    assert ap >= 0.92, ap
-    assert precision >= 0.74 and recall >= 0.55, (precision, recall)
+    # Data seeds 0-19 of this exact setup (benchmarks/label_errors/cross_fit_digits.py, JSON seed_ranges): AP
+    # 0.927-0.969, confident-learning precision 0.742-0.935 and recall 0.519-0.815; chance AP is 0.10. The
+    # thresholds sit below the worst seed.
+    assert ap >= 0.91, ap
+    assert precision >= 0.70 and recall >= 0.48, (precision, recall)
     assert (result.suggested_labels()[flagged] != result.labels[flagged]).all()
 
 
@@ -72,11 +68,11 @@ def test_label_errors_in_one_call_writes_the_output_contract(tmp_path: Path) -> 
     summary = pl.read_parquet(tmp_path / "out" / "summary.parquet")
     assert issues.columns[:4] == ["example_id", "label_score", "is_label_issue", "label_rank"]
     assert {"label_given", "label_suggested"} <= set(issues.columns)
-    assert summary["method"][0] == "cross_fit_mlp" and summary["average_precision"][0] >= 0.92
+    assert summary["method"][0] == "cross_fit_mlp" and summary["average_precision"][0] >= 0.91
     kept = pl.read_parquet(tmp_path / "out" / "filtered.parquet")
-    assert kept.height == N_ROWS - int(issues["is_label_issue"].sum())
+    assert kept.height == issues.height - int(issues["is_label_issue"].sum())
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["dropped_by_reason"] == {"low_out_of_fold_confidence": N_ROWS - kept.height}
+    assert manifest["dropped_by_reason"] == {"low_out_of_fold_confidence": issues.height - kept.height}
 
 
 def test_plain_state_dicts_with_lr_score_exactly_like_our_checkpoints(tmp_path: Path) -> None:
@@ -114,7 +110,7 @@ def test_train_a_byte_gpt_on_a_text_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--model-option", "n_classes=3"], "row 1: label 7 is outside 0..2 (n_classes = 3)"),
+    (["--model-option", "n_classes=3"], "is outside 0..2 (n_classes = 3)"),
     (["--model-option", "n_features=10"], "rows have 64 features, but n_features = 10"),
     (["--model", "nope"], "no plugin 'nope' in curation.model_adapters"),
 ])
