@@ -1,0 +1,90 @@
+"""The one-step-probe oracle of the learned influence predictors (methods spec section 12a), per reference batch,
+and its test-retest reliability.
+
+A probe takes one SGD step of size ``lr`` on a single candidate (the adapter's tracked modules only) and records
+the change of the mean loss on a reference set (negative = the candidate helps). The reference set is a *sample* of
+the target task, so the label carries sampling noise: probing against two disjoint reference batches of the same
+task gives two labels whose rank agreement is the oracle's test-retest reliability, and no predictor can agree with
+the oracle better than the oracle agrees with itself. ``probe_label_batches`` returns one label per reference batch
+from a single stepped forward pass over all batches (the mean over equal-sized batches is the probe against their
+union), and ``oracle_reliability`` turns those columns into the split-half figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import torch
+from scipy.stats import spearmanr
+from torch import nn
+from torch.func import functional_call
+
+from curation.errors import DataContractError
+from curation.gradients.per_example import per_example_gradients, tracked_parameters
+from curation.models.base import ModelAdapter
+
+
+class _Stepped(nn.Module):
+    """``model`` called with some parameters replaced (the probe's stepped copy, without copying the model)."""
+
+    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        object.__setattr__(self, "inner", model)
+        object.__setattr__(self, "params", params)
+
+    def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.inner, self.params, args, kwargs)
+
+
+def probe_label_batches(adapter: ModelAdapter, model: nn.Module, candidates: pl.DataFrame,
+                        reference_batches: list[pl.DataFrame], *, lr: float, batch_size: int = 16) -> np.ndarray:
+    """``[n_candidates, n_batches]``: change of each reference batch's mean loss after one SGD step of size ``lr``
+    on each candidate alone."""
+    if not reference_batches or any(b.height == 0 for b in reference_batches):
+        raise DataContractError("probe oracle: every reference batch needs at least one row")
+    model.eval()
+    names = adapter.tracked_modules(model)
+    params = tracked_parameters(model, names)
+    ref = adapter.collate(pl.concat([b.select("text") for b in reference_batches]))
+    group = torch.as_tensor(np.repeat(np.arange(len(reference_batches)), [b.height for b in reference_batches]))
+    counts = torch.bincount(group).double()
+
+    def batch_means(losses: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(counts), dtype=torch.float64).index_add_(0, group, losses.double()) / counts
+
+    with torch.no_grad():
+        base = batch_means(adapter.example_losses(model, ref))
+    labels = np.empty((candidates.height, len(reference_batches)))
+    for start in range(0, candidates.height, batch_size):
+        grads = per_example_gradients(adapter, model, adapter.collate(candidates[start:start + batch_size]),
+                                      modules=names).detach()
+        for i, g in enumerate(grads):
+            stepped, offset = {}, 0
+            for name, p in params.items():
+                stepped[name] = p - lr * g[offset:offset + p.numel()].view_as(p)
+                offset += p.numel()
+            with torch.no_grad():
+                labels[start + i] = (batch_means(adapter.example_losses(_Stepped(model, stepped), ref)) - base).numpy()
+    return labels
+
+
+def oracle_reliability(labels_by_batch: np.ndarray) -> dict[str, float]:
+    """Test-retest figures of a probe oracle from its per-reference-batch labels ``[n, b]`` (b >= 2).
+
+    - ``single_batch``: mean Spearman between the labels of two different single batches (the reliability of an
+      oracle probed against one batch);
+    - ``split_half``: Spearman between the mean label over the first and over the second half of the batches;
+    - ``full``: the Spearman-Brown reliability of the mean over all batches, ``2 r / (1 + r)`` with r = split_half;
+    - ``ceiling``: ``sqrt(full)``, the Spearman a perfect predictor of the noise-free score would reach against
+      the all-batch oracle (the correlation of a score with its own noisy measurement).
+    """
+    n_batches = labels_by_batch.shape[1]
+    if n_batches < 2:
+        raise DataContractError("oracle reliability needs labels from at least two reference batches")
+    pairs = [float(spearmanr(labels_by_batch[:, i], labels_by_batch[:, j]).statistic)
+             for i in range(n_batches) for j in range(i + 1, n_batches)]
+    half = n_batches // 2
+    r = float(spearmanr(labels_by_batch[:, :half].mean(1), labels_by_batch[:, half:2 * half].mean(1)).statistic)
+    full = 2 * r / (1 + r) if r > -1 else float("nan")
+    return {"single_batch": float(np.mean(pairs)), "split_half": r, "full": full,
+            "ceiling": float(np.sqrt(max(full, 0.0)))}
