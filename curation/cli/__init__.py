@@ -32,6 +32,7 @@ COMMANDS = {
     "influence": "influence_cmd",
     "label_errors": "label_errors_cmd",
     "select": "select_cmd",
+    "select_targeted": "select_targeted_cmd",
 }
 
 

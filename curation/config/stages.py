@@ -108,3 +108,63 @@ class SelectDataConfig:
     out_dir: str = field(default="data/selected", metadata={"help": "filtered.parquet, selection.parquet, "
                                                                       "manifest.json, issue table + summary"})
     report_dir: str = field(default="artifacts/select_data", metadata={"help": "report and plots"})
+
+
+def _topk() -> SelectorConfig:
+    return SelectorConfig(method="topk")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectTargetedConfig:
+    """Select the pool rows that help a few target tasks, judged by a model (LESS, GIST, BIDS, TAROT, ...)."""
+
+    checkpoints: str = field(default="checkpoints/lm", metadata={
+        "help": "model reference: training output folder, checkpoint file, models:/ or runs:/ URI (final one used)"})
+    pool: str = field(default="data/corpus/train.parquet",
+                      metadata={"help": "pool: a Parquet file or a folder of Parquet shards (example_id, text)"})
+    targets: str = field(default="data/corpus/val.parquet", metadata={"help": "target examples with a task column"})
+    task_column: str = field(default="domain", metadata={"help": "target column naming each row's task"})
+    targets_per_task: int = field(default=4, metadata={"help": "first N target rows of each task; 0 = all"})
+    method: str = field(default="less", metadata={"help": "less | gist | mates | nn_cift | bids | tarot | dealrec | "
+                                                          "ideal"})
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the method's options"})
+    features_from: str = field(default="less", metadata={"help": "bids, tarot: less | gist, the gradient scorer"})
+    feature_options: dict[str, Any] = field(default_factory=dict,
+                                            metadata={"help": "options of the features_from scorer"})
+    selector: SelectorConfig = field(default_factory=_topk,
+                                     metadata={"help": "budget, ranking (topk | gumbel), quotas, dedup, seed"})
+    out_dir: str = field(default="data/selected_targeted", metadata={
+        "help": "filtered.parquet, selection.parquet, manifest.json, issue table + summary"})
+    report_dir: str = field(default="artifacts/select_targeted", metadata={"help": "report and plots"})
+
+    def __post_init__(self) -> None:
+        if self.targets_per_task < 0:
+            raise ValueError(f"targets_per_task must be >= 0, got {self.targets_per_task}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefreshPredictorConfig:
+    """Retrain a learned influence predictor (MATES or NN-CIFT) on fresh oracle labels from the latest checkpoint,
+    rescore the pool and measure the predictor on held-out oracle labels (scheduled between training rounds)."""
+
+    checkpoints: str = field(default="checkpoints/lm", metadata={"help": "model reference (latest checkpoint used)"})
+    pool: str = field(default="data/corpus/train.parquet", metadata={"help": "pool (example_id, text)"})
+    targets: str = field(default="data/corpus/val.parquet", metadata={
+        "help": "reference examples the oracle measures (with a task column)"})
+    task_column: str = field(default="domain", metadata={"help": "target column naming each row's task"})
+    targets_per_task: int = field(default=4, metadata={"help": "first N target rows of each task; 0 = all"})
+    method: str = field(default="mates", metadata={"help": "mates | nn_cift"})
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "predictor options (sample_fraction, "
+                                                                           "epochs, probe_lr, ...)"})
+    holdout: int = field(default=32, metadata={"help": "unlabelled pool rows labelled afterwards to measure the "
+                                                       "predictor's held-out Spearman"})
+    selector: SelectorConfig = field(default_factory=_topk, metadata={"help": "budget of the rescored selection"})
+    out_dir: str = field(default="data/predictor_selection", metadata={
+        "help": "the rescored selection: filtered.parquet, selection.parquet, manifest.json, issue table + summary"})
+    report_dir: str = field(default="artifacts/refresh_predictor", metadata={"help": "report"})
+
+    def __post_init__(self) -> None:
+        if self.method not in ("mates", "nn_cift"):
+            raise ValueError(f"method must be mates or nn_cift, got {self.method!r}")
+        if self.holdout < 3 or self.targets_per_task < 0:
+            raise ValueError("holdout must be >= 3 and targets_per_task >= 0")

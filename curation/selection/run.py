@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from curation.config import to_dict
-from curation.errors import DataContractError
+from curation.errors import ConfigError, DataContractError
 from curation.executors import ExecutorConfig
 from curation.io import read_table, write_parquet
 from curation.plugins import MethodSpec, build_method
@@ -66,8 +66,13 @@ def run_selection(pool: str | os.PathLike[str], target: str | os.PathLike[str], 
                   target_filter: Mapping[str, str] | None = None, kl_reduction: bool = True) -> SelectionRun:
     """Score ``pool`` (Parquet file or folder of shards) against ``target``, select under ``selector``'s budget and
     write the outputs listed in the module docstring to ``out_dir``."""
-    method = build_method(GROUP, scorer, where="scorer")
+    from curation.selection.run_targeted import METHODS as TARGETED
+
     spec = MethodSpec.parse(scorer, where="scorer")
+    if spec.name in TARGETED:
+        raise ConfigError(f"scorer '{spec.name}' reads a model: run curate select-targeted --method {spec.name} "
+                          f"--checkpoints ... (or the select_targeted stage)")
+    method = build_method(GROUP, scorer, where="scorer")
     files = source_files(pool)
     text_column = getattr(method.config, "text_column", selector.text_column)
     target_frame = read_target(target, target_filter or {}, text_column)

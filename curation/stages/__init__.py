@@ -23,6 +23,8 @@ STAGE_CONFIGS: dict[str, Callable[[], type]] = {
     "train_classifier": _stage("TrainClassifierConfig"),
     "build_report": _stage("BuildReportConfig"),
     "select_data": _stage("SelectDataConfig"),
+    "select_targeted": _stage("SelectTargetedConfig"),
+    "refresh_predictor": _stage("RefreshPredictorConfig"),
     "compute_gradients": lambda: __import__("curation.gradients.config", fromlist=["_"]).ComputeGradientsConfig,
     "score_influence": lambda: __import__("curation.gradients.config", fromlist=["_"]).ScoreInfluenceConfig,
     "detect_label_errors": lambda: __import__("curation.selection.config", fromlist=["_"]).DetectLabelErrorsConfig,

@@ -61,11 +61,14 @@ class DEALRecConfig:
     standardize: bool = field(default=True, metadata={"help": "z-score influence and effort before combining"})
     damping: float = field(default=1e-3, metadata={"help": "damping of the empirical Fisher in the IHVP"})
     strata: int = field(default=50, metadata={"help": "equal-width score strata for the sampling"})
-    seed: int = field(default=0, metadata={"help": "seed of the within-stratum draws"})
+    seed: int = field(default=0, metadata={"help": "seed of the within-stratum draws and the gradient projection"})
+    proj_dim: int = field(default=256, metadata={
+        "help": "width of the projected surrogate gradients when the model's gradients are computed here (the "
+                "influence solves a proj_dim x proj_dim system)"})
 
     def __post_init__(self) -> None:
-        if not 0 <= self.fraction <= 1 or self.damping <= 0 or self.strata < 1:
-            raise ValueError("fraction must lie in [0, 1], damping > 0 and strata >= 1")
+        if not 0 <= self.fraction <= 1 or self.damping <= 0 or self.strata < 1 or self.proj_dim < 1:
+            raise ValueError("fraction must lie in [0, 1], damping > 0, strata >= 1 and proj_dim >= 1")
 
 
 def _z(x: np.ndarray) -> np.ndarray:

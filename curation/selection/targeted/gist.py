@@ -90,9 +90,9 @@ class GISTScorer:
         self.config = config or GISTConfig()
 
     def score(self, adapter: ModelAdapter, model: nn.Module, pool: pl.DataFrame,
-              targets: pl.DataFrame) -> TargetedScores:
+              targets: pl.DataFrame, *, show_progress: bool = False) -> TargetedScores:
         """Train x target GIST scores (``.to_frame(pool['example_id'])`` feeds the Selector)."""
-        warmup = warmup_lora(adapter, model, pool, self.config.warmup)
+        warmup = warmup_lora(adapter, model, pool, self.config.warmup, show_progress=show_progress)
         feats = compute_features(adapter, warmup, pool, targets, self.config.features,
-                                 task_column=self.config.task_column)
+                                 task_column=self.config.task_column, show_progress=show_progress)
         return gist_scores(gist_coordinates(feats, self.config))

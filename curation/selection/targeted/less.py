@@ -45,13 +45,13 @@ class LESSScorer:
         self.config = config or LESSConfig()
 
     def features(self, adapter: ModelAdapter, model: nn.Module, pool: pl.DataFrame,
-                 targets: pl.DataFrame) -> TargetedFeatures:
+                 targets: pl.DataFrame, *, show_progress: bool = False) -> TargetedFeatures:
         """Warm ``model`` up with LoRA (in place) and compute the pool/target features at every checkpoint."""
-        warmup = warmup_lora(adapter, model, pool, self.config.warmup)
+        warmup = warmup_lora(adapter, model, pool, self.config.warmup, show_progress=show_progress)
         return compute_features(adapter, warmup, pool, targets, self.config.features,
-                                task_column=self.config.task_column)
+                                task_column=self.config.task_column, show_progress=show_progress)
 
     def score(self, adapter: ModelAdapter, model: nn.Module, pool: pl.DataFrame,
-              targets: pl.DataFrame) -> TargetedScores:
+              targets: pl.DataFrame, *, show_progress: bool = False) -> TargetedScores:
         """Train x target LESS scores (``.to_frame(pool['example_id'])`` feeds the Selector)."""
-        return less_scores(self.features(adapter, model, pool, targets))
+        return less_scores(self.features(adapter, model, pool, targets, show_progress=show_progress))

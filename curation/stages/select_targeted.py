@@ -1,0 +1,48 @@
+"""Stage select_targeted: pick the pool rows that help a few target tasks according to the trained model (LESS by
+default; GIST, BIDS, TAROT, MATES, NN-CIFT, DEALRec, IDEAL by ``method``), under the Selector's budget, with the
+outputs of ``select_data`` (curation.selection.run_targeted); the pool, targets and kept rows are logged to the
+stage's MLflow run with an HTML report of the selection."""
+
+from pathlib import Path
+
+from curation.config.stages import SelectTargetedConfig
+from curation.io import read_table
+from curation.selection.run_targeted import read_targets, run_targeted_selection
+from curation.selection.targeted.report import write_targeted_report
+from curation.stages._stage import run_stage
+from curation.tracking import RunRecorder
+
+STAGE = "select_targeted"
+
+
+def main(cfg: SelectTargetedConfig) -> None:
+    out, report_dir = Path(cfg.out_dir), Path(cfg.report_dir)
+    with RunRecorder(STAGE, cfg) as rec:
+        result = run_targeted_selection(
+            cfg.pool, out, method=cfg.method, options=cfg.options, selector=cfg.selector, checkpoints=cfg.checkpoints,
+            targets=cfg.targets, task_column=cfg.task_column, targets_per_task=cfg.targets_per_task,
+            features_from={"name": cfg.features_from, "options": cfg.feature_options})
+        manifest = result.manifest
+        kept = read_table(out / "filtered.parquet")
+        rec.log_dataset(read_table(cfg.pool), name="pool", source=cfg.pool, context="input")
+        rec.log_dataset(read_targets(cfg.targets, task_column=cfg.task_column, per_task=cfg.targets_per_task),
+                        name="targets", source=cfg.targets, context="target")
+        rec.log_dataset(kept, name="selected", source=str(out / "filtered.parquet"), context="output")
+        headline = {k: manifest[k] for k in ("rows_in", "kept", "dropped")} | result.figures
+        rec.log_metrics(headline)
+        report = write_targeted_report(f"Targeted data selection: {cfg.method}",
+                                       f"{cfg.pool} for the {cfg.task_column} tasks of {cfg.targets}, model "
+                                       f"{cfg.checkpoints}", manifest, result.selection, kept, headline, report_dir)
+        rec.log_artifact(report)
+        rec.log_artifact(report_dir / "plots", "plots")
+        for name in ("manifest.json", "selection.parquet", "not_selected_issues.parquet", "summary.parquet"):
+            rec.log_artifact(out / name, "selection")
+
+
+def run() -> None:
+    """Run this stage on the ``select_targeted`` block of params.yaml (the DVC entry point)."""
+    run_stage(STAGE, SelectTargetedConfig, main)
+
+
+if __name__ == "__main__":
+    run()
