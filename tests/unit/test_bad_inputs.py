@@ -122,6 +122,7 @@ def _all(*makers: Callable[[Path], None]) -> Callable[[Path], None]:
     return lambda w: [make(w) for make in makers]
 
 
+TASKS = _edit("texts.parquet", "tasks.parquet", lambda f: f.with_columns(task=pl.lit("a")))
 NAN = _edit("train.parquet", "bad.parquet", _feature(1, 2, float("nan")))
 INF = _edit("train.parquet", "bad.parquet", _feature(2, 0, float("inf")))
 NEG_INF = _edit("train.parquet", "bad.parquet", _feature(5, 5, float("-inf")))
@@ -152,6 +153,11 @@ class Case:
 INFLUENCE_OUT = ("out/matrix.npy", "out/top_k.parquet", "out/self_influence.parquet")
 LABEL_OUT = ("out/label_issues.parquet", "out/summary.parquet", "out/filtered.parquet", "out/manifest.json")
 TRAIN_OUT = ("trained/checkpoints.json", "trained/ckpt-000001.safetensors")
+
+
+def select_targeted(*extra: str, targets: str = "texts.parquet") -> tuple[str, ...]:
+    return ("select-targeted", "--pool", "{w}/texts.parquet", "--targets", f"{{w}}/{targets}", "--out", "{w}/sel",
+            *extra)
 
 
 def influence(*extra: str, train: str = "train.parquet", queries: str = "queries.parquet",
@@ -418,6 +424,23 @@ CASES = [
     Case("select_unknown_budget", r"Invalid value for '--budget': 'rows' is not one of 'fraction', 'count', 'tokens'",
          ("select", "--pool", "{w}/texts.parquet", "--target", "{w}/texts.parquet", "--budget", "rows", "--out",
           "{w}/sel"), outputs=("sel/manifest.json",)),
+    Case("select_targeted_without_checkpoints", r"--method less needs --checkpoints",
+         select_targeted("--method", "less"), outputs=("sel/manifest.json",)),
+    Case("select_targeted_targets_without_task", r"texts.parquet: missing task column 'task' \(columns: example_id, text\)",
+         select_targeted("--method", "less", "--checkpoints", "{w}/lm.safetensors"), outputs=("sel/manifest.json",)),
+    Case("select_targeted_null_task", r"tasks.parquet: row 1: task column 'task' is null",
+         select_targeted("--method", "gist", "--checkpoints", "{w}/lm.safetensors", targets="tasks.parquet"),
+         setup=_edit("texts.parquet", "tasks.parquet", lambda f: f.with_columns(
+             task=pl.when(pl.int_range(pl.len()) == 1).then(None).otherwise(pl.lit("a")))),
+         outputs=("sel/manifest.json",)),
+    Case("select_targeted_unknown_option_key", r"options.warmup: unknown key 'epoch'; did you mean 'epochs'\?",
+         select_targeted("--method", "less", "--checkpoints", "{w}/lm.safetensors", "--option", "warmup.epoch=2",
+                         targets="tasks.parquet"), setup=TASKS, outputs=("sel/manifest.json",)),
+    Case("select_targeted_budget_as_option", r"--option fraction: set the size of a bids selection with --budget",
+         select_targeted("--method", "bids", "--checkpoints", "{w}/lm.safetensors", "--option", "fraction=0.2"),
+         outputs=("sel/manifest.json",)),
+    Case("select_targeted_group_quota_for_a_selector", r"--method ideal chooses its set by its own rule",
+         select_targeted("--method", "ideal", "--group-column", "text"), outputs=("sel/manifest.json",)),
     Case("init_params_not_a_mapping", r"params.yaml: expected a mapping at the top level", ("init", "--dir", "{w}"),
          setup=_text("params.yaml", "- just\n- a list\n"), outputs=("params.yaml",)),
     Case("ui_port_out_of_range", r"curate ui: Invalid value for '--port': 70000 is not in the range 1<=x<=65535",
@@ -489,6 +512,17 @@ CASES = [
          outputs=("selected/manifest.json",)),
     Case("stage_select_data_unknown_key", r"params.yaml:select_data: unknown key 'bogus'", stage="select_data",
          params={"bogus": 1}),
+    Case("stage_select_targeted_missing_checkpoints", r"nope: checkpoint not found", stage="select_targeted",
+         params={"checkpoints": "nope", "pool": "texts.parquet", "targets": "tasks.parquet", "task_column": "task",
+                 "out_dir": "selected"}, setup=TASKS, outputs=("selected/manifest.json",)),
+    Case("stage_select_targeted_unknown_key", r"params.yaml:select_targeted: unknown key 'bogus'",
+         stage="select_targeted", params={"bogus": 1}),
+    Case("stage_refresh_predictor_not_a_predictor", r"params.yaml:refresh_predictor.*mates or nn_cift, got 'less'",
+         stage="refresh_predictor", params={"method": "less"}),
+    Case("stage_refresh_predictor_targets_without_task", r"texts.parquet: missing task column 'domain'",
+         stage="refresh_predictor", params={"checkpoints": "lm.safetensors", "pool": "texts.parquet",
+                                            "targets": "texts.parquet", "out_dir": "selected"},
+         outputs=("selected/manifest.json",)),
     # the same through real processes (console entry point and a stage module)
     Case("real_process_validate_nan", ROW_NAN, ("validate", "{w}/bad.parquet", "--contract", "features"), setup=NAN,
          real_process=True),
