@@ -23,6 +23,8 @@ FAST_PARAMS = {
     ("provenance_suspects", "null_models"): 2,
     ("test_provenance", "observe", "simulate_derivation", "offset"): 0,  # the small corpus has fewer other rows
     ("test_provenance", "observe", "simulate_derivation", "rows"): 16,
+    ("select_targeted", "targets_per_task"): 2,
+    ("refresh_predictor", "holdout"): 12,
 }
 
 
