@@ -2,6 +2,8 @@
 
 The adapter's ``example_losses`` / ``measurement`` are reused unchanged: each example is presented to it as a
 batch of one through a functional stand-in for the model, so any adapter works without gradient-specific code.
+Models whose forward branches on tensor values (Hugging Face transformers' attention-mask code) cannot be
+vmapped; for them the same ``torch.func.grad`` runs one example at a time (same result, slower).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ class SubstitutedModule(nn.Module):
         object.__setattr__(self, "inner", model)
         object.__setattr__(self, "params", params)
 
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.inner, self.params, args)
+    def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.inner, self.params, args, kwargs)
 
 
 def per_example_gradients(
@@ -63,5 +65,20 @@ def per_example_gradients(
         one = {k: v.unsqueeze(0) for k, v in example.items()}
         return fn(SubstitutedModule(model, p), one)[0]
 
-    grads = vmap(grad(single), in_dims=(None, 0), chunk_size=chunk_size)(params, batch)
+    try:
+        grads = vmap(grad(single), in_dims=(None, 0), chunk_size=chunk_size)(params, batch)
+    except RuntimeError as exc:
+        if not _vmap_unsupported(exc):
+            raise
+        # the model's forward branches on tensor values (e.g. transformers' attention-mask handling), which vmap
+        # cannot batch: the same gradient one example at a time
+        size = len(next(iter(batch.values())))
+        rows = [grad(single)(params, {k: v[i] for k, v in batch.items()}) for i in range(size)]
+        grads = {n: torch.stack([row[n] for row in rows]) for n in params}
     return torch.cat([grads[n].reshape(grads[n].shape[0], -1) for n in params], dim=1)
+
+
+def _vmap_unsupported(exc: RuntimeError) -> bool:
+    """Whether ``exc`` is vmap refusing the model (``.item()`` or data-dependent control flow), not a model error."""
+    text = str(exc)
+    return text.startswith("vmap:") or "data-dependent control flow" in text

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 import torch
-from torch import nn
 
 from curation.errors import DataContractError
-from curation.gradients.per_example import per_example_gradients, tracked_parameters
+from curation.gradients.per_example import per_example_gradients
 from curation.gradients.projection import ProjectionConfig, Projector
-from curation.models.base import Batch, ModelAdapter
+from curation.models.base import ModelAdapter
 from curation.progress import progress_bar
 from curation.selection.targeted.warmup import Warmup
 
@@ -62,24 +61,6 @@ def adam_update(g: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor
     return m / torch.sqrt(v + EPS)
 
 
-def example_gradients(adapter: ModelAdapter, model: nn.Module, batch: Batch, modules: list[str]) -> torch.Tensor:
-    """Per-example gradients ``[b, p]`` of the named modules: ``torch.func`` vmap, or one backward pass per example
-    for models whose forward has data-dependent control flow (transformers' attention-mask handling)."""
-    try:
-        return per_example_gradients(adapter, model, batch, modules=modules).detach()
-    except (RuntimeError, TypeError) as exc:
-        if "vmap" not in str(exc) and "unexpected keyword" not in str(exc):
-            raise
-    params = list(tracked_parameters(model, modules))
-    named = dict(model.named_parameters())
-    rows = []
-    for i in range(len(next(iter(batch.values())))):
-        one = {k: v[i:i + 1] for k, v in batch.items()}
-        grads = torch.autograd.grad(adapter.example_losses(model, one)[0], [named[n] for n in params])
-        rows.append(torch.cat([g.reshape(-1) for g in grads]))
-    return torch.stack(rows)
-
-
 def task_labels(targets: pl.DataFrame, task_column: str) -> np.ndarray:
     """The task of each target row (one-line error when the column is missing or null)."""
     if task_column not in targets.columns:
@@ -105,7 +86,7 @@ def compute_features(adapter: ModelAdapter, warmup: Warmup, pool: pl.DataFrame, 
             for frame, is_pool in ((pool, True), (targets, False)):
                 for start in range(0, frame.height, cfg.batch_size):
                     batch = adapter.collate(frame[start:start + cfg.batch_size])
-                    g = example_gradients(adapter, warmup.model, batch, modules)
+                    g = per_example_gradients(adapter, warmup.model, batch, modules=modules).detach()
                     if projector is None:
                         kind = "identity" if cfg.proj_dim == 0 else cfg.projection
                         projector = Projector(g.shape[1], ProjectionConfig(kind=kind, dim=max(cfg.proj_dim, 1),
