@@ -137,6 +137,9 @@ def run_targeted_selection(
         if column and column not in frame.columns:
             raise DataContractError(f"{pool}: missing column '{column}' (columns: {', '.join(frame.columns)})")
     n = frame.height
+    if method in FEATURE_SCORERS:  # the scorer reads the targets' task column itself
+        options = {"task_column": task_column, **options}
+    feature_spec = replace(feature_spec, options={"task_column": task_column, **feature_spec.options})
     if method in BUDGET_OPTION:
         size = _method_size(selector, n)
         options = {**options, BUDGET_OPTION[method]: size if method == "ideal" else size / n}

@@ -105,11 +105,14 @@ def test_bids_balances_the_two_tasks(workspace: Path, tmp_path: Path, monkeypatc
     """With math and prose targets, LESS's max over tasks is won by prose rows; BIDS gives each task its turn."""
     out = tmp_path / "bids"
     options = [a for o in WARMUP for a in ("--feature-option", o)]
-    code, text = _curate(_select(workspace, out, "--method", "bids", "--targets", str(workspace / "targets.parquet"),
-                                 "--budget", "count", "--value", "8", *options), monkeypatch, capsys)
+    pl.read_parquet(workspace / "targets.parquet").rename({"task": "domain"}).write_parquet(tmp_path / "t.parquet")
+    code, text = _curate(_select(workspace, out, "--method", "bids", "--targets", str(tmp_path / "t.parquet"),
+                                 "--task-column", "domain", "--budget", "count", "--value", "8", *options),
+                         monkeypatch, capsys)
     assert code == 0, text
     manifest = _check_contract(out, pl.read_parquet(workspace / "pool.parquet"), 8, "bids")
     assert manifest["features_from"]["name"] == "less"
+    assert manifest["features_from"]["options"]["task_column"] == "domain"
     selection = pl.read_parquet(out / "selection.parquet").filter("keep").sort("rank")
     kept = selection["example_id"].to_list()
     assert selection["rank"].to_list() == list(range(1, 9))
