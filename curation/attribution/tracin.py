@@ -9,6 +9,11 @@ top every query's list. ``train`` unit-normalises each (example, checkpoint) tra
 checkpoints are combined, ``both`` also the query gradients (ReTrac); the default ``both`` is for retrieval.
 Self-influence ``sum_k lr_k * ||g(z; theta_k)||^2`` is never renormalised: the norm *is* the label-noise signal
 (a unit-normalised self-influence would be the constant ``sum_k lr_k``).
+
+Counterfactual prediction is not TracIn's strength: on the digits LDS benchmark, ``normalize="none"`` gives the
+same scores and LDS (0.41) as dattri's and captum's TracIn on the same checkpoints, and no checkpoint choice,
+weighting, projection or renormalisation lifts it above 0.45 (``benchmarks/influence/tracin_vs_peer_lds.py``,
+docs/benchmarks.md). For LDS-type use, take every epoch checkpoint with ``normalize="none"``, or use TRAK or EK-FAC.
 """
 
 from __future__ import annotations
