@@ -36,25 +36,20 @@ class _Stepped(nn.Module):
         return functional_call(self.inner, self.params, args, kwargs)
 
 
-def probe_label_batches(adapter: ModelAdapter, model: nn.Module, candidates: pl.DataFrame,
-                        reference_batches: list[pl.DataFrame], *, lr: float, batch_size: int = 16) -> np.ndarray:
-    """``[n_candidates, n_batches]``: change of each reference batch's mean loss after one SGD step of size ``lr``
-    on each candidate alone."""
-    if not reference_batches or any(b.height == 0 for b in reference_batches):
-        raise DataContractError("probe oracle: every reference batch needs at least one row")
+def probe_loss_changes(adapter: ModelAdapter, model: nn.Module, candidates: pl.DataFrame, reference: pl.DataFrame,
+                       *, lr: float, batch_size: int = 16) -> np.ndarray:
+    """``[n_candidates, n_reference]``: change of each reference row's loss after one SGD step of size ``lr`` on
+    each candidate alone. Its row mean is MATES' probe label; each entry is a pairwise (candidate, target)
+    influence, NN-CIFT's kind of oracle value."""
+    if reference.height == 0:
+        raise DataContractError("probe oracle: the reference set is empty")
     model.eval()
     names = adapter.tracked_modules(model)
     params = tracked_parameters(model, names)
-    ref = adapter.collate(pl.concat([b.select("text") for b in reference_batches]))
-    group = torch.as_tensor(np.repeat(np.arange(len(reference_batches)), [b.height for b in reference_batches]))
-    counts = torch.bincount(group).double()
-
-    def batch_means(losses: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(len(counts), dtype=torch.float64).index_add_(0, group, losses.double()) / counts
-
+    ref = adapter.collate(reference)
     with torch.no_grad():
-        base = batch_means(adapter.example_losses(model, ref))
-    labels = np.empty((candidates.height, len(reference_batches)))
+        base = adapter.example_losses(model, ref).double()
+    changes = np.empty((candidates.height, reference.height))
     for start in range(0, candidates.height, batch_size):
         grads = per_example_gradients(adapter, model, adapter.collate(candidates[start:start + batch_size]),
                                       modules=names).detach()
@@ -64,8 +59,25 @@ def probe_label_batches(adapter: ModelAdapter, model: nn.Module, candidates: pl.
                 stepped[name] = p - lr * g[offset:offset + p.numel()].view_as(p)
                 offset += p.numel()
             with torch.no_grad():
-                labels[start + i] = (batch_means(adapter.example_losses(_Stepped(model, stepped), ref)) - base).numpy()
-    return labels
+                changes[start + i] = (adapter.example_losses(_Stepped(model, stepped), ref).double() - base).numpy()
+    return changes
+
+
+def probe_label_batches(adapter: ModelAdapter, model: nn.Module, candidates: pl.DataFrame,
+                        reference_batches: list[pl.DataFrame], *, lr: float, batch_size: int = 16) -> np.ndarray:
+    """``[n_candidates, n_batches]``: change of each reference batch's mean loss after one SGD step of size ``lr``
+    on each candidate alone (one stepped forward pass over all batches together)."""
+    if not reference_batches or any(b.height == 0 for b in reference_batches):
+        raise DataContractError("probe oracle: every reference batch needs at least one row")
+    changes = probe_loss_changes(adapter, model, candidates, pl.concat([b.select("text") for b in reference_batches]),
+                                 lr=lr, batch_size=batch_size)
+    return batch_means(changes, [b.height for b in reference_batches])
+
+
+def batch_means(changes: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Mean of consecutive column groups of ``sizes`` (per-reference-row changes -> per-batch labels)."""
+    bounds = np.cumsum([0, *sizes])
+    return np.stack([changes[:, a:b].mean(1) for a, b in zip(bounds[:-1], bounds[1:], strict=True)], axis=1)
 
 
 def oracle_reliability(labels_by_batch: np.ndarray) -> dict[str, float]:

@@ -27,11 +27,12 @@ import polars as pl
 import torch
 from scipy.stats import spearmanr
 from torch import nn
-from torch.func import functional_call
 
 from curation.errors import DataContractError
-from curation.gradients.per_example import per_example_gradients, tracked_parameters
+from curation.gradients.per_example import per_example_gradients
+from curation.gradients.projection import ProjectionConfig, Projector
 from curation.models.base import ModelAdapter
+from curation.selection.targeted.oracle import probe_label_batches, probe_loss_changes
 
 
 def text_embeddings(texts: list[str], *, dim: int = 64, seed: int = 0) -> np.ndarray:
@@ -50,37 +51,50 @@ def text_embeddings(texts: list[str], *, dim: int = 64, seed: int = 0) -> np.nda
 def one_step_probe_labels(adapter: ModelAdapter, model: nn.Module, candidates: pl.DataFrame,
                           reference: pl.DataFrame, *, lr: float, batch_size: int = 16) -> np.ndarray:
     """Change of the mean reference loss after one SGD step of size ``lr`` on each candidate alone."""
-    model.eval()
+    return probe_loss_changes(adapter, model, candidates, reference, lr=lr, batch_size=batch_size).mean(axis=1)
+
+
+def gradient_embeddings(adapter: ModelAdapter, model: nn.Module, frame: pl.DataFrame, *, dim: int, seed: int = 0,
+                        batch_size: int = 32) -> np.ndarray:
+    """``[n, dim + 2]`` model-aware features: the sjlt-projected per-example loss gradient (the adapter's tracked
+    modules) with the row's loss and log gradient norm, each column standardised over ``frame``.
+
+    The probe label is, to first order, ``-lr * g_i . g_ref``: a function of the candidate's own gradient, which a
+    random projection keeps up to a small distortion; the loss and the norm carry the second-order part (rows with
+    large gradients overshoot). Text embeddings see none of this, which is why they predict the probe poorly.
+    """
     names = adapter.tracked_modules(model)
-    params = tracked_parameters(model, names)
-    ref = adapter.collate(reference)
-    with torch.no_grad():
-        base = float(adapter.example_losses(model, ref).mean())
-    labels = np.empty(candidates.height)
-    for start in range(0, candidates.height, batch_size):
-        grads = per_example_gradients(adapter, model, adapter.collate(candidates[start:start + batch_size]),
-                                      modules=names)
-        for i, g in enumerate(grads):
-            stepped, offset = {}, 0
-            for name, p in params.items():
-                stepped[name] = p - lr * g[offset:offset + p.numel()].view_as(p)
-                offset += p.numel()
-            with torch.no_grad():
-                loss = adapter.example_losses(_Stepped(model, stepped), ref).mean()
-            labels[start + i] = float(loss) - base
-    return labels
+    projector: Projector | None = None
+    rows, scalars = [], []
+    for start in range(0, frame.height, batch_size):
+        batch = adapter.collate(frame[start:start + batch_size])
+        g = per_example_gradients(adapter, model, batch, modules=names).detach()
+        if projector is None:
+            projector = Projector(g.shape[1], ProjectionConfig(kind="sjlt", dim=dim, seed=seed))
+        rows.append(projector(g).numpy())
+        with torch.no_grad():
+            loss = adapter.example_losses(model, batch)
+        scalars.append(np.stack([loss.numpy(), np.log(g.norm(dim=1).clamp_min(1e-12).numpy())], axis=1))
+    out = np.concatenate([np.concatenate(rows), np.concatenate(scalars)], axis=1).astype(np.float64)
+    return ((out - out.mean(0)) / np.maximum(out.std(0), 1e-12)).astype(np.float32)
 
 
-class _Stepped(nn.Module):
-    """``model`` called with some parameters replaced (the probe's stepped copy, without copying the model)."""
+def pool_features(adapter: ModelAdapter, model: nn.Module, frame: pl.DataFrame, config: PredictorConfig
+                  ) -> np.ndarray:
+    """The predictor's inputs for ``frame`` as ``config.features`` names them."""
+    parts = []
+    if config.features in ("text", "text+gradient"):
+        parts.append(text_embeddings(frame["text"].to_list(), dim=config.embedding_dim, seed=config.seed))
+    if config.features in ("gradient", "text+gradient"):
+        parts.append(gradient_embeddings(adapter, model, frame, dim=config.gradient_dim, seed=config.seed))
+    return np.concatenate(parts, axis=1)
 
-    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        object.__setattr__(self, "inner", model)
-        object.__setattr__(self, "params", params)
 
-    def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.inner, self.params, args, kwargs)
+def rank_normal(values: np.ndarray) -> np.ndarray:
+    """Normal scores of the ranks (``Phi^-1((rank - 0.5) / n)``): a label scale that ignores heavy tails."""
+    from scipy.stats import norm, rankdata
+
+    return norm.ppf((rankdata(values) - 0.5) / len(values))
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -88,6 +102,10 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
     return float(spearmanr(a, b).statistic)
+
+
+FEATURES = ("text", "gradient", "text+gradient")
+LABEL_TRANSFORMS = ("zscore", "rank")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,8 +121,18 @@ class PredictorConfig:
     embedding_dim: int = field(default=64, metadata={"help": "width of the frozen text embeddings"})
     probe_lr: float = field(default=0.05, metadata={"help": "step size of the one-step oracle probe"})
     seed: int = field(default=0, metadata={"help": "seed of the sample, split and network"})
+    features: str = field(default="gradient", metadata={
+        "help": "MATES refresh inputs: text (char n-gram embedding) | gradient (projected per-example gradient of "
+                "the current model, its loss and log norm) | text+gradient"})
+    gradient_dim: int = field(default=512, metadata={"help": "projection width of the gradient features"})
+    label_transform: str = field(default="rank", metadata={
+        "help": "MATES training labels: zscore (as MATES) | rank (normal scores of the ranks, robust to tails)"})
 
     def __post_init__(self) -> None:
+        if self.features not in FEATURES or self.label_transform not in LABEL_TRANSFORMS:
+            raise ValueError(f"features must be one of {FEATURES} and label_transform one of {LABEL_TRANSFORMS}")
+        if self.gradient_dim < 1:
+            raise ValueError("gradient_dim must be positive")
         if not 0 < self.sample_fraction <= 1 or not 0 < self.val_fraction < 1:
             raise ValueError("sample_fraction must lie in (0, 1] and val_fraction in (0, 1)")
         if self.hidden < 1 or self.epochs < 1 or self.learning_rate <= 0 or self.embedding_dim < 1:
@@ -150,7 +178,8 @@ class MATESPredictor:
             raise DataContractError(f"MATES: need >= 10 labelled rows with one embedding each, got "
                                     f"{len(labels)} labels for {len(embeddings)} embeddings")
         torch.manual_seed(cfg.seed)
-        y = (labels - labels.mean()) / max(labels.std(), 1e-12)
+        y = (rank_normal(labels) if cfg.label_transform == "rank"
+             else (labels - labels.mean()) / max(labels.std(), 1e-12))
         perm = np.random.default_rng(cfg.seed).permutation(len(y))
         n_val = max(2, round(cfg.val_fraction * len(y)))
         val, train = perm[:n_val], perm[n_val:]
@@ -161,7 +190,7 @@ class MATESPredictor:
         return self
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
-        """Predicted z-normalised oracle label of each row (lower = more helpful)."""
+        """Predicted (transformed) oracle label of each row (lower = more helpful)."""
         if self.net is None:
             raise RuntimeError("fit the predictor first")
         with torch.no_grad():
@@ -174,18 +203,27 @@ class MATESPredictor:
         Selector's convention), ``oracle_label`` (null where not probed) and per-round timings in ``stats``."""
         cfg = self.config
         t0 = time.perf_counter()
-        emb = text_embeddings(pool["text"].to_list(), dim=cfg.embedding_dim, seed=cfg.seed)
+        emb = pool_features(adapter, model, pool, cfg)
         sample = np.sort(np.random.default_rng(cfg.seed).choice(
             pool.height, size=max(10, round(cfg.sample_fraction * pool.height)), replace=False))
         t1 = time.perf_counter()
-        labels = one_step_probe_labels(adapter, model, pool[sample], reference, lr=cfg.probe_lr)
+        if reference.height >= 2:  # two halves in one pass: their agreement is the oracle's test-retest figure
+            half = reference.height // 2
+            halves = probe_label_batches(adapter, model, pool[sample], [reference[:half], reference[half:]],
+                                         lr=cfg.probe_lr)
+            labels = halves @ np.array([half, reference.height - half]) / reference.height
+            split_half = spearman(halves[:, 0], halves[:, 1])
+        else:
+            labels, split_half = one_step_probe_labels(adapter, model, pool[sample], reference, lr=cfg.probe_lr), \
+                float("nan")
         t2 = time.perf_counter()
         pred = self.fit(emb[sample], labels).predict(emb)
         t3 = time.perf_counter()
         oracle = np.full(pool.height, np.nan)
         oracle[sample] = labels
         self.stats = {"embed_s": t1 - t0, "oracle_s": t2 - t1, "predictor_s": t3 - t2, "probed": len(sample),
-                      "oracle_s_per_example": (t2 - t1) / len(sample), "val_spearman": self.val_spearman}
+                      "oracle_s_per_example": (t2 - t1) / len(sample), "val_spearman": self.val_spearman,
+                      "oracle_split_half_spearman": split_half}
         return pl.DataFrame({"example_id": pool["example_id"], "score": -pred,
                              "oracle_label": pl.Series(oracle).fill_nan(None)})
 
