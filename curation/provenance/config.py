@@ -147,6 +147,10 @@ class TestProvenanceConfig:
         "help": "bank of models independent of our run, trained like the independent models to rule out "
                 "(checkpoints, models:/ URIs or folders of checkpoints; at least 2): calibrates each suspect's rho "
                 "for this order and reference (null_z, null_p_t, null_p_rank)"})
+    ensemble_reference: bool = field(default=True, metadata={
+        "help": "with a null bank: the reference loss is the mean over the suspect, the reference and the bank, and "
+                "the reference joins the bank (far less of one reference's noise; the bank must be trained like the "
+                "reference); false: the reference model alone"})
     examine_registered: tuple[str, ...] = field(default=(), metadata={
         "help": "registered model names whose new versions a webhook job examines: the version in "
                 "CURATION_MODEL_URI is added to the suspects when it belongs to one of them"})

@@ -20,6 +20,7 @@ from curation.errors import CurationError
 from curation.models.base import ModelAdapter
 from curation.models.references import load_final_model
 from curation.provenance.palimpsest import CorrelationResult, example_losses, query_test
+from curation.provenance.verdict import Verdict, query_verdict
 
 
 def load_model(ref: str) -> tuple[ModelAdapter, nn.Module]:
@@ -54,6 +55,15 @@ class SuspectResult:
     suspect: str
     result: CorrelationResult
 
+    @property
+    def verdict(self) -> Verdict:
+        """Plain-word verdict and power statement (``curation.provenance.verdict``)."""
+        r, null = self.result, self.result.null
+        if null is None:
+            return query_verdict(r.statistic, r.p_value, r.n)
+        return query_verdict(r.statistic, r.p_value, r.n, null_z=null.z, null_p_t=null.p_t,
+                             n_null=len(null.null_statistics))
+
 
 def query_suspects(
     train: pl.DataFrame,
@@ -62,12 +72,15 @@ def query_suspects(
     suspects: list[str],
     *,
     null_models: Sequence[str] = (),
+    ensemble_reference: bool = False,
     n_permutations: int = 999,
     seed: int = 0,
     batch_size: int = 64,
 ) -> list[SuspectResult]:
     """Score ``train`` rows with the reference and every suspect; one query test per suspect, calibrated against
-    ``null_models`` (checkpoints, ``models:/`` URIs or folders of checkpoints; at least two, or none)."""
+    ``null_models`` (checkpoints, ``models:/`` URIs or folders of checkpoints; at least two, or none). With
+    ``ensemble_reference`` the reference loss is the mean over the suspect, the reference and the bank
+    (``query_test``)."""
     if not suspects:
         raise CurationError("provenance: no suspects given")
     null_models = expand_models(null_models)
@@ -87,13 +100,16 @@ def query_suspects(
         adapter, model = load_model(suspect)
         loss = example_losses(adapter, model, train, batch_size=batch_size)
         out.append(SuspectResult(suspect, query_test(positions, loss, ref_loss, null_losses=null_losses,
+                                                     ensemble_reference=ensemble_reference,
                                                      n_permutations=n_permutations, seed=seed)))
     return out
 
 
 def summary_frame(results: list[SuspectResult]) -> pl.DataFrame:
-    """One row per suspect: statistic, p-values, z, n."""
-    return pl.DataFrame([{"suspect": r.suspect, **r.result.summary()} for r in results])
+    """One row per suspect: verdict, statistic, p-values, z, n, and the sizes a decisive test would need."""
+    return pl.DataFrame([{"suspect": r.suspect, "verdict": r.verdict.verdict, **r.result.summary(),
+                          "p_verdict": r.verdict.p_verdict, "n_needed": r.verdict.n_needed,
+                          "bank_needed": r.verdict.bank_needed} for r in results])
 
 
 def binned_by_position(frame: pl.DataFrame, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ from curation.provenance.suspects import (
     slug,
     summary_frame,
 )
+from curation.provenance.verdict import DECISIVE, EVIDENCE
 from curation.reports import HTMLReport, line_plot
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
@@ -56,10 +57,20 @@ def _write(tmp: Path, cfg: TestProvenanceConfig, results: list[SuspectResult], s
     report = HTMLReport("Provenance: palimpsest tests", subtitle=f"run {cfg.run_dir}, reference {cfg.reference}")
     if not results:
         return report
+    ensemble = cfg.ensemble_reference and bool(cfg.null_models)
+    reference = ("the mean loss of the suspect, the reference model and the null bank" if ensemble
+                 else "the reference model's loss")
     report.paragraph("H0: the suspect is independent of our run's random training order. Statistic: Spearman "
-                     "rho between each training example's position and (suspect loss - reference loss); "
+                     "rho between each training example's position and (suspect loss - reference loss), the "
+                     f"reference loss being {reference}; "
                      "derivation predicts rho < 0. p_value: scipy one-sided; p_permutation: exact, floor "
                      f"1/{cfg.n_permutations + 1}.")
+    report.heading("Verdicts").paragraph(
+        f"decisive: every p-value <= {DECISIVE:g}; evidence: <= {EVIDENCE:g}; otherwise not shown. When a test is "
+        "not decisive, the observed effect says what size would be: examples n = (3.09 / rho)^2 + 1 for the exact "
+        "p-value, null models for the bank's.")
+    report.table(pl.DataFrame({"suspect": [r.suspect for r in results],
+                               "verdict": [r.verdict.statement for r in results]}))
     if cfg.null_models:
         report.paragraph("Null bank: the same statistic for models independent of our run, with the same reference "
                          "and examples. null_z = (mean null rho - rho) / sd; null_p_t: Student prediction p-value; "
@@ -73,8 +84,8 @@ def _write(tmp: Path, cfg: TestProvenanceConfig, results: list[SuspectResult], s
         x, y = binned_by_position(r.result.frame)
         png = line_plot({name: (x, y)}, tmp / "plots" / f"{name}.png", title=f"{name}: loss vs training position",
                         xlabel="training position", ylabel="suspect - reference loss")
-        report.heading(r.suspect).key_values(r.result.summary()).image(png)
-        rec.log_metrics({f"{name}.{k}": v for k, v in r.result.summary().items()})
+        report.heading(r.suspect).paragraph(r.verdict.statement).key_values(r.result.summary()).image(png)
+        rec.log_metrics({f"{name}.{k}": v for k, v in {**r.result.summary(), **r.verdict.summary()}.items()})
         if r.suspect.startswith("models:/"):
             from curation.tracking.registry import set_model_version_tags
 
@@ -83,6 +94,7 @@ def _write(tmp: Path, cfg: TestProvenanceConfig, results: list[SuspectResult], s
             set_model_version_tags(r.suspect, {
                 "curation.provenance.statistic": r.result.statistic,
                 "curation.provenance.p_value": r.result.p_value,
+                "curation.provenance.verdict": r.verdict.verdict,
                 **null,
                 "curation.provenance.n": r.result.n,
                 "curation.provenance.run": cfg.run_dir,
@@ -103,6 +115,7 @@ def main(cfg: TestProvenanceConfig) -> None:
         if examined:
             rec.set_tags({"curation.examined_model": examined})
         results = query_suspects(train, positions, cfg.reference, suspects, null_models=cfg.null_models,
+                                 ensemble_reference=cfg.ensemble_reference and bool(cfg.null_models),
                                  n_permutations=cfg.n_permutations,
                                  seed=cfg.seed, batch_size=cfg.batch_size) if suspects else []
         observed = observe_files(list(cfg.suspect_texts), train, positions, cfg.observe) if cfg.suspect_texts else None

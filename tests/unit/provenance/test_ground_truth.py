@@ -74,3 +74,22 @@ def test_null_bank_calibrates_the_test_against_one_shared_reference(bed, null_lo
                      n_permutations=1)
     assert res.null.p_rank == pytest.approx(1 / (N_NULL_TRIALS + 1))  # below every independent model
     assert res.null.z > 4 and res.null.p_t <= 1e-3
+
+
+def test_ensemble_reference_detects_the_derived_model_and_not_the_independent_ones(bed, null_losses):
+    """The demo's setting (``ensemble_reference``): every model centred on the mean loss of suspect, reference and
+    bank. The derived model stays far beyond the bank; the independent models are exchangeable with it."""
+    adapter, train, other, alice, ref_loss = bed
+    bank, tested = null_losses[:N_NULL_TRIALS], null_losses[N_NULL_TRIALS:]
+    derived = train_in_order(adapter, alice.model, other.head(80), FINETUNE)
+    res = query_test(alice.positions, example_losses(adapter, derived, train), ref_loss, null_losses=bank,
+                     ensemble_reference=True, n_permutations=1)
+    assert res.null.p_rank == pytest.approx(1 / (N_NULL_TRIALS + 2))  # the reference joined the bank
+    assert res.statistic < 0 and res.p_value <= 1e-6
+    assert res.null.z > 4 and res.null.p_t <= 1e-3
+    results = [query_test(alice.positions, m, ref_loss, null_losses=bank, ensemble_reference=True, n_permutations=1)
+               for m in tested]
+    print("ensemble: derived", res.summary(), "tested p", [round(r.p_value, 3) for r in results],
+          "bank p_t", [round(r.null.p_t, 3) for r in results])
+    assert np.mean([r.null.p_t <= 0.05 for r in results]) <= 0.10
+    assert np.mean([r.p_value <= 0.05 for r in results]) <= 0.30

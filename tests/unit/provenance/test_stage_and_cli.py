@@ -59,15 +59,20 @@ def test_stage_writes_report_and_tags_the_model_version(project: Path) -> None:
     main(cfg)
     results = pl.read_parquet("out/results.parquet")
     assert results["suspect"].to_list() == ["models:/tiny-ours/1", "other.safetensors"]
-    assert results["n"].to_list() == [120, 120] and results["n_null_models"].to_list() == [3, 3]
-    assert results["null_rho_mean"].n_unique() == 1  # one bank, scored once, for every suspect
+    # ensemble_reference (the default): the reference joins the 3-model bank, and every model is centred on the
+    # mean loss of suspect, reference and bank, so the bank's rho differ a little from suspect to suspect
+    assert results["n"].to_list() == [120, 120] and results["n_null_models"].to_list() == [4, 4]
+    assert results["verdict"].to_list()[1] in ("not shown", "evidence of derivation (not decisive)")
+    assert results["p_verdict"][1] == pytest.approx(max(results["p_value"][1], results["null_p_t"][1]))
     html = Path("out/report.html").read_text()
-    assert "Spearman" in html and "data:image/png;base64" in html and "Null bank" in html
+    assert "Spearman" in html and "data:image/png;base64" in html and "Null bank" in html and "Verdicts" in html
+    assert "mean loss of the suspect, the reference model and the null bank" in html
     assert sorted(p.name for p in Path("out/plots").iterdir()) == ["other.png", "tiny-ours_1.png"]
     tags = mlflow.MlflowClient().get_model_version("tiny-ours", "1").tags
     assert float(tags["curation.provenance.p_value"]) == pytest.approx(results["p_value"][0])
     assert float(tags["curation.provenance.statistic"]) == pytest.approx(results["statistic"][0])
     assert float(tags["curation.provenance.null_p_t"]) == pytest.approx(results["null_p_t"][0])
+    assert tags["curation.provenance.verdict"] == results["verdict"][0]
     run = mlflow.search_runs(experiment_names=["test"], filter_string="tags.`curation.stage` = 'test_provenance'",
                              output_format="list")[0]
     assert run.info.status == "FINISHED"

@@ -1,0 +1,103 @@
+"""Plain-word verdict of a palimpsest query test, and the size of test that would make it decisive.
+
+A p-value alone does not tell a user whether "not significant" means "independent of our run" or "too small a
+test to tell". The verdict requires every p-value the test reports to agree (the exact one, valid over our random
+order, and the null bank's Student one, valid for this one order and reference), and the power statement turns
+the observed effect into the size that would reach the decisive level:
+
+- examples: for Spearman's rho, ``z = rho * sqrt(n - 1)`` is approximately standard normal under H0, so a true
+  effect ``rho`` reaches the one-sided ``p <= alpha`` at ``n = (z_alpha / rho)^2 + 1`` (``z_alpha = 3.09`` for
+  ``alpha = 1e-3``);
+- null models: the bank's Student prediction p-value at bank z-score ``z`` with ``M`` models is
+  ``1 - F_{t, M-1}(z sqrt(M / (M + 1)))``, which falls with ``M`` towards ``1 - Phi(z)``: the smallest ``M``
+  that reaches ``alpha`` (none when ``z <= z_alpha``); the bank's exact rank p-value cannot go below
+  ``1 / (M + 1)``, so it needs ``M >= 1 / alpha - 1`` models.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy import stats
+
+DECISIVE = 1e-3  # the level at which a provenance claim is decisive (issue 18; the paper reports p <= 1e-8)
+EVIDENCE = 0.05
+
+VERDICTS = {2: "derived from our run (decisive)", 1: "evidence of derivation (not decisive)", 0: "not shown"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One suspect's verdict and power statement."""
+
+    code: int  # 2 decisive, 1 evidence, 0 not shown (the keys of ``VERDICTS``)
+    p_verdict: float  # the largest of the p-values the verdict requires
+    n_needed: float  # examples for the exact p <= DECISIVE at the observed rho (inf when rho >= 0)
+    bank_needed: float  # null models for the bank's Student p <= DECISIVE at the observed z (inf: unreachable)
+    statement: str  # the verdict and, when not decisive, why and what size would be
+
+    @property
+    def verdict(self) -> str:
+        return VERDICTS[self.code]
+
+    def summary(self) -> dict[str, float]:
+        """Finite numbers only (MLflow metrics): verdict code, p_verdict and the sizes that are reachable."""
+        out = {"verdict_code": float(self.code), "p_verdict": self.p_verdict}
+        out.update({k: v for k, v in (("n_needed", self.n_needed), ("bank_needed", self.bank_needed))
+                    if math.isfinite(v)})
+        return out
+
+
+def examples_needed(rho: float, alpha: float = DECISIVE) -> float:
+    """Examples at which a Spearman effect ``rho`` (expected negative) gives the one-sided p <= ``alpha``."""
+    if rho >= 0:
+        return math.inf
+    return math.ceil((stats.norm.isf(alpha) / rho) ** 2 + 1)
+
+
+def bank_needed(z: float, alpha: float = DECISIVE, *, limit: int = 1_000_000) -> float:
+    """Smallest bank size ``M`` at which the Student prediction p-value of bank z-score ``z`` is <= ``alpha``."""
+    if not z > stats.norm.isf(alpha):
+        return math.inf
+
+    def p(m: int) -> float:
+        return float(stats.t.sf(z * math.sqrt(m / (m + 1)), m - 1))
+
+    lo, hi = 2, 2
+    while p(hi) > alpha:
+        lo, hi = hi, hi * 2
+        if hi > limit:
+            return math.inf
+    while lo < hi:  # p(m) falls with m: bisect for the first m with p(m) <= alpha
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if p(mid) > alpha else (lo, mid)
+    return float(lo)
+
+
+def _size(x: float) -> str:
+    return f"{x:,.0f}" if math.isfinite(x) else "no size"
+
+
+def query_verdict(rho: float, p_value: float, n: int, *, null_z: float | None = None, null_p_t: float | None = None,
+                  n_null: int = 0, alpha: float = DECISIVE) -> Verdict:
+    """Verdict of a query test from its rho and exact p-value over ``n`` examples, and its bank calibration
+    (``null_z``, ``null_p_t`` over ``n_null`` null models) when there is one."""
+    p_verdict = max(p_value, null_p_t) if null_p_t is not None else p_value
+    code = 2 if p_verdict <= alpha else 1 if p_verdict <= EVIDENCE else 0
+    n_need = examples_needed(rho, alpha)
+    m_need = bank_needed(null_z, alpha) if null_z is not None else math.nan
+    parts = [f"{VERDICTS[code]}: p = {p_verdict:.2g}" + (" (the larger of the exact and the bank p)"
+                                                         if null_p_t is not None else "")]
+    if code < 2:
+        if rho >= 0:
+            parts.append(f"rho = {rho:+.3f} shows no recency imprint of our order; no size of test would make this "
+                         "model decisive")
+        else:
+            parts.append(f"if rho = {rho:+.3f} is the model's true effect, the exact p reaches {alpha:g} at "
+                         f"n = {_size(n_need)} examples (this test: {n:,})")
+            if null_z is not None:
+                parts.append(f"the bank's Student p reaches {alpha:g} at z = {null_z:.2f} with "
+                             f"{_size(m_need)} null models (this bank: {n_null}); its rank p cannot go below "
+                             f"1/(M+1), so it needs {math.ceil(1 / alpha - 1):,} models")
+    return Verdict(code, float(p_verdict), float(n_need), float(m_need), "; ".join(parts) + ".")
