@@ -84,12 +84,13 @@ def test_ensemble_reference_detects_the_derived_model_and_not_the_independent_on
     derived = train_in_order(adapter, alice.model, other.head(80), FINETUNE)
     res = query_test(alice.positions, example_losses(adapter, derived, train), ref_loss, null_losses=bank,
                      ensemble_reference=True, n_permutations=1)
+    # measured on this bed: rho = -0.123, p = 6e-9, bank z = 4.9, p_t = 4.5e-4 (the bank here mixes the reference's
+    # recipe, batch 16, with the nulls', batch 32; the demo's bank matches its reference). Independent models:
+    # 0/10 exact p and 0/10 bank p_t <= 0.05 (min 0.14 / 0.19). Thresholds leave a margin for other torch builds.
     assert res.null.p_rank == pytest.approx(1 / (N_NULL_TRIALS + 2))  # the reference joined the bank
-    assert res.statistic < 0 and res.p_value <= 1e-6
-    assert res.null.z > 4 and res.null.p_t <= 1e-3
+    assert res.statistic < -0.08 and res.p_value <= 1e-5
+    assert res.null.z > 3 and res.null.p_t <= 0.01
     results = [query_test(alice.positions, m, ref_loss, null_losses=bank, ensemble_reference=True, n_permutations=1)
                for m in tested]
-    print("ensemble: derived", res.summary(), "tested p", [round(r.p_value, 3) for r in results],
-          "bank p_t", [round(r.null.p_t, 3) for r in results])
     assert np.mean([r.null.p_t <= 0.05 for r in results]) <= 0.10
-    assert np.mean([r.p_value <= 0.05 for r in results]) <= 0.30
+    assert np.mean([r.p_value <= 0.05 for r in results]) <= 0.20
