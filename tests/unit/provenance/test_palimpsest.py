@@ -204,3 +204,51 @@ def test_sequence_logliks_scores_only_the_completion_even_after_a_one_byte_promp
     assert n_tokens == 5 + 3
     assert per_row[0] == pytest.approx(float(lp[0, :5].sum()), abs=1e-5)
     assert per_row[1] == pytest.approx(float(lp[1, 2:5].sum()), abs=1e-5)
+
+
+def test_ensemble_reference_centres_every_model_on_the_mean_of_suspect_reference_and_bank():
+    """Models = shared difficulty + their own per-example noise; the suspect also remembers late examples. One
+    reference leaves its noise in every difference; the mean of 10 models leaves a tenth of its variance."""
+    rng = np.random.default_rng(5)
+    n = 400
+    ids = np.arange(n)
+    position = rng.permutation(n)
+    difficulty = rng.normal(3.0, 1.0, size=n)
+
+    def model(own: float = 0.0) -> pl.DataFrame:
+        return pl.DataFrame({"example_id": ids, "loss": difficulty + rng.normal(0, 0.3, size=n) - own * position / n})
+
+    positions = pl.DataFrame({"example_id": ids, "position": position})
+    reference, bank, suspect = model(), [model() for _ in range(9)], model(own=0.15)
+    single = query_test(positions, suspect, reference, null_losses=bank, n_permutations=1)
+    ens = query_test(positions, suspect, reference, null_losses=bank, ensemble_reference=True, n_permutations=1)
+    stacked = np.vstack([suspect["loss"], *(b["loss"] for b in bank), reference["loss"]])
+    mean = stacked.mean(0)
+    assert ens.statistic == pytest.approx(stats.spearmanr(position, stacked[0] - mean).statistic)
+    assert ens.null.null_statistics[0] == pytest.approx(stats.spearmanr(position, stacked[1] - mean).statistic)
+    assert ens.null.null_statistics[-1] == pytest.approx(stats.spearmanr(position, stacked[-1] - mean).statistic)
+    assert ens.summary()["n_null_models"] == 10  # the reference joined the bank
+    # seed 5: -0.146 vs -0.110; expected ratio of about sqrt((0.09 + 0.09) / (0.09 + 0.09 / 10)) = 1.35
+    assert ens.statistic < single.statistic < 0
+    with pytest.raises(CurationError, match="ensemble reference needs a null bank"):
+        query_test(positions, suspect, reference, ensemble_reference=True)
+
+
+def test_ensemble_reference_keeps_the_bank_p_values_calibrated_for_independent_suspects():
+    """Under H0 the suspect is one more model like the bank's: its rho is exchangeable with theirs, so the rank
+    p-value is exact (<= 0.1 in 1/10 of draws) and the exact p-value uniform over orders."""
+    rng = np.random.default_rng(6)
+    n = 300
+    ids = np.arange(n)
+    difficulty = rng.normal(size=n)
+    models = [pl.DataFrame({"example_id": ids, "loss": difficulty + rng.normal(0, 0.3, size=n)}) for _ in range(10)]
+    p_rank, p_exact = [], []
+    for _ in range(300):
+        positions = pl.DataFrame({"example_id": ids, "position": rng.permutation(n)})
+        res = query_test(positions, models[0], models[1], null_losses=models[2:], ensemble_reference=True,
+                         n_permutations=1)
+        p_rank.append(res.null.p_rank)
+        p_exact.append(res.p_value)
+    # expected 0.10 and 0.05; binomial sd over 300 draws 0.017 and 0.013
+    assert abs(np.mean(np.array(p_rank) <= 0.1) - 0.10) <= 0.05
+    assert np.mean(np.array(p_exact) <= 0.05) <= 0.09
