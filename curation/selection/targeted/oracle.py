@@ -12,6 +12,8 @@ union), and ``oracle_reliability`` turns those columns into the split-half figur
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import polars as pl
 import torch
@@ -77,7 +79,7 @@ def probe_label_batches(adapter: ModelAdapter, model: nn.Module, candidates: pl.
 def batch_means(changes: np.ndarray, sizes: list[int]) -> np.ndarray:
     """Mean of consecutive column groups of ``sizes`` (per-reference-row changes -> per-batch labels)."""
     bounds = np.cumsum([0, *sizes])
-    return np.stack([changes[:, a:b].mean(1) for a, b in zip(bounds[:-1], bounds[1:], strict=True)], axis=1)
+    return np.stack([changes[:, a:b].mean(1) for a, b in pairwise(bounds)], axis=1)
 
 
 def oracle_reliability(labels_by_batch: np.ndarray) -> dict[str, float]:

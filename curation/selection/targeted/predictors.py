@@ -1,14 +1,21 @@
 """Learned influence predictors (methods spec section 12): label a sample with an expensive oracle, train a small
-network on cheap frozen embeddings, predict the rest of the pool.
+network on cheap features, predict the rest of the pool.
 
-- Oracle (MATES-style one-step probe): from the current model, one SGD step of size ``lr`` on a single candidate
-  (restricted to the adapter's tracked modules), then the mean reference loss; the label is the change of that
-  loss (negative = the candidate helps). MATES takes an Adam step with the checkpoint's optimizer state and
-  reloads it per probe; a plain SGD step on the tracked parameters is our cheaper stand-in [O].
-- Embeddings: hashed character 2-4-grams, TF-IDF weighted and reduced by truncated SVD -- model-free and
-  deterministic (no sentence-embedding model can be downloaded here; MATES/NN-CIFT use BERT/bge).
-- ``MATESPredictor``: a 2-layer MLP regressor on z-normalised labels (MSE, Adam), keeping the epoch with the
-  best Spearman on a 10% validation split, as MATES selects its model.
+- Oracle (MATES-style one-step probe, ``curation.selection.targeted.oracle``): from the current model, one SGD step
+  of size ``lr`` on a single candidate (restricted to the adapter's tracked modules), then the mean reference loss;
+  the label is the change of that loss (negative = the candidate helps). MATES takes an Adam step with the
+  checkpoint's optimizer state and reloads it per probe; a plain SGD step on the tracked parameters is our cheaper
+  stand-in [O]. The reference set is a sample of the task, so ``refresh`` probes its two halves in one pass and
+  reports their rank agreement (the oracle's test-retest figure).
+- Features (``PredictorConfig.features``): ``gradient`` (default) = the current model's per-example loss gradient,
+  sjlt-projected, with the row's loss and log gradient norm; ``text`` = hashed character 2-4-gram TF-IDF reduced by
+  truncated SVD (model-free; no sentence-embedding model can be downloaded here, MATES/NN-CIFT use BERT/bge).
+  On the six-domain corpus the probe label is dominated by how far a single step moves the model (its gradient
+  norm), which text cannot see: held-out Spearman with the oracle 0.2-0.3 from text, >= 0.6 from gradient
+  features (benchmarks/selection/predictor_spearman.py, docs/benchmarks.md).
+- ``MATESPredictor``: a 2-layer MLP regressor on the labels -- rank-normal scores by default (the probe labels are
+  heavy-tailed; MATES z-normalises, ``label_transform="zscore"``) -- MSE, Adam, keeping the epoch with the best
+  Spearman on a 10% validation split, as MATES selects its model.
 - ``NNCIFTPredictor``: NN-CIFT's pairwise InfluenceNetwork ``[e_i; 0; e_j] -> Linear(100) -> ReLU -> Linear(1)``
   trained on oracle train x target influence values of a fraction of the pool, predicting the remaining rows.
 

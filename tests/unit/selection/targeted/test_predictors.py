@@ -51,7 +51,8 @@ def test_mates_held_out_spearman_on_a_planted_function() -> None:
     oracle = np.tanh(emb[:, 0] * 2) - 0.5 * emb[:, 1] ** 2 + 0.1 * rng.normal(size=1000)
     labelled = rng.choice(1000, 200, replace=False)
     held = np.setdiff1d(np.arange(1000), labelled)
-    pred = MATESPredictor(PredictorConfig(epochs=300, learning_rate=1e-2)).fit(emb[labelled], oracle[labelled])
+    pred = MATESPredictor(PredictorConfig(epochs=300, learning_rate=1e-2, label_transform="zscore")).fit(
+        emb[labelled], oracle[labelled])
     rho = spearman(pred.predict(emb[held]), oracle[held])
     # over seeds 0-19 of the data: held-out Spearman 0.73-0.87
     assert rho >= 0.7, rho
@@ -89,7 +90,8 @@ def test_refresh_predicts_held_out_probe_labels() -> None:
     prose = [" ".join(rng.choice(words, 5)) for _ in range(120)]
     pool = pl.DataFrame({"example_id": [f"r{i}" for i in range(160)], "text": math + prose})
     ref = pl.DataFrame({"text": [f"{a}+{b}={a + b};" for a, b in rng.integers(10, 99, (6, 2))]})
-    mates = MATESPredictor(PredictorConfig(sample_fraction=0.25, epochs=200, learning_rate=1e-2, probe_lr=0.5))
+    mates = MATESPredictor(PredictorConfig(sample_fraction=0.25, epochs=200, learning_rate=1e-2, probe_lr=0.5,
+                                           features="text", label_transform="zscore"))  # the measured setting
     out = mates.refresh(adapter, model, pool, ref)
     probed = out.with_row_index().filter(pl.col("oracle_label").is_not_null())
     is_math = probed["index"].to_numpy() < 40
