@@ -14,19 +14,21 @@ import click
               help="Original model: checkpoint file, training out folder or models:/name/version.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Where to write the unlearned .safetensors checkpoint.")
-@click.option("--method", type=click.Choice(["retrain", "gradient_ascent", "gradient_difference", "iau"]),
-              default="iau", show_default=True, help="Unlearning operator.")
+@click.option("--method", default="iau",
+              type=click.Choice(["retrain", "finetune", "gradient_ascent", "gradient_difference", "iau"]),
+              show_default=True, help="Unlearning operator.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimiser steps (default from --config or 1).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Unlearning learning rate (default from --config or 1e-3).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="YAML mapping of further operator settings (keys of UnlearnConfig, incl. 'train' for retrain).")
+              help="YAML mapping of further operator settings (keys of UnlearnConfig, incl. 'train' for retrain/finetune).")
 @click.option("--register-as", default="", help="Also register the result as a new version of this MLflow model.")
 def unlearn_cmd(train_path: str, request_path: str, model_ref: str, out_path: str, method: str,
                 steps: int | None, lr: float | None, config_path: str | None, register_as: str) -> None:
     """Unlearn the rows of REQUEST from MODEL and write a new checkpoint (exact retrain or an approximation).
 
     `retrain` trains a fresh model of the same architecture on the retain rows (training settings from the
-    `train:` key of --config); the other methods start from MODEL.
+    `train:` key of --config); `finetune` continues training MODEL on the retain rows with those settings; the
+    other methods start from MODEL.
 
     \b
     Example:

@@ -17,6 +17,9 @@ import click
 @click.option("--original", required=True, help="Model before unlearning (checkpoint, folder or models:/ URI).")
 @click.option("--unlearned", required=True, help="Model to verify (checkpoint or models:/ URI).")
 @click.option("--reference", default="", help="Model retrained without the forget set (recommended).")
+@click.option("--calibration", multiple=True,
+              help="Further model retrained without the forget set (another seed); repeat the option. With the "
+                   "reference they calibrate the membership attack (log-likelihood minus theirs).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML mapping of thresholds (keys of UnlearningCheckConfig).")
 @click.option("--out", "out_dir", default="artifacts/verify_unlearning", show_default=True,
@@ -25,18 +28,20 @@ import click
               help="models:/ URI to tag with the verdict; auto = the version registered beside --unlearned; "
                    "empty = none.")
 def verify_unlearning_cmd(train_path: str, request_path: str, holdout_path: str, validation_path: str | None,
-                          original: str, unlearned: str, reference: str, config_path: str | None, out_dir: str,
-                          tag_model: str) -> None:
-    """Check that UNLEARNED forgot the REQUEST rows: MIA AUC and PrivLeak against the retrained reference, KS
-    forget quality, utility on retain/validation rows and REMIND. Logs an MLflow run with the report, tags the
-    examined model version, prints the verdict and exits 1 when the model is NOT verified.
+                          original: str, unlearned: str, reference: str, calibration: tuple[str, ...],
+                          config_path: str | None, out_dir: str, tag_model: str) -> None:
+    """Check that UNLEARNED forgot the REQUEST rows: MIA AUC and PrivLeak against the retrained reference, the
+    reference-calibrated MIA AUC against chance, KS forget quality, utility on retain/validation rows and REMIND.
+    Logs an MLflow run with the report, tags the examined model version, prints the verdict ("forgotten", "not
+    forgotten" or "inconclusive: why, what request size would do") and exits 1 when the model is NOT verified.
 
     \b
     Example:
       curate verify-unlearning --train data/digits/train.parquet --request data/forget/request.parquet \\
         --holdout data/digits/test.parquet --original checkpoints/classifier \\
         --unlearned checkpoints/unlearned/model.safetensors \\
-        --reference checkpoints/unlearn_retrain/model.safetensors
+        --reference checkpoints/unlearn_retrain/model.safetensors \\
+        --calibration checkpoints/unlearn_retrain/calibration/seed-1.safetensors
     """
     import sys
     from pathlib import Path
@@ -60,6 +65,11 @@ def verify_unlearning_cmd(train_path: str, request_path: str, holdout_path: str,
     if reference:
         ref_adapter, reference_model = load_model(reference)
         same_architecture(original, adapter, reference, ref_adapter)
+    calibration_models = []
+    for ref in calibration:
+        cal_adapter, cal_model = load_model(ref)
+        same_architecture(original, adapter, ref, cal_adapter)
+        calibration_models.append(cal_model)
     train = read_table(train_path)
     forget, retain = split_forget_retain(train, read_request(request_path, train))
     holdout = read_table(holdout_path)
@@ -68,13 +78,12 @@ def verify_unlearning_cmd(train_path: str, request_path: str, holdout_path: str,
     with RunRecorder("verify_unlearning", cfg, metrics_path=Path(out_dir) / "metrics.json") as rec:
         verification = UnlearningCheck(cfg).run(UnlearningInputs(
             adapter=adapter, original=original_model, unlearned=unlearned_model, forget=forget, retain=retain,
-            holdout=holdout, validation=validation, reference=reference_model,
+            holdout=holdout, validation=validation, reference=reference_model, calibration=calibration_models,
         ))
         record_verification(rec, verification, out_dir, tag_model=uri, title=f"Unlearning verification: {unlearned}")
     click.echo(verification.criteria.select("criterion", "value", "threshold", "passed"))
-    conclusive = bool(verification.metrics["conclusive"])
-    click.echo(f"unlearning verified: {verification.passed} (severity {verification.severity:.3g}; conclusive: "
-               f"{conclusive}{'' if conclusive else ', the original model passes too'}); "
+    click.echo(f"unlearning verdict: {verification.verdict_line}")
+    click.echo(f"verified: {verification.passed} (severity {verification.severity:.3g}); "
                f"report: {out_dir}/report.html" + (f"; tagged {uri}" if uri else ""))
     if not verification.passed:
         sys.exit(1)

@@ -23,6 +23,11 @@ def main(cfg: VerifyUnlearningConfig) -> None:
     if cfg.reference:
         ref_adapter, reference = load_model(cfg.reference)
         same_architecture(cfg.original, adapter, cfg.reference, ref_adapter)
+    calibration = []
+    for ref in cfg.calibration:
+        cal_adapter, model = load_model(ref)
+        same_architecture(cfg.original, adapter, ref, cal_adapter)
+        calibration.append(model)
     train = read_table(cfg.train_data)
     forget, retain = split_forget_retain(train, read_request(cfg.request, train))
     holdout = read_table(cfg.holdout_data)
@@ -31,13 +36,12 @@ def main(cfg: VerifyUnlearningConfig) -> None:
     with RunRecorder(STAGE, cfg) as rec:
         verification = UnlearningCheck(cfg.check).run(UnlearningInputs(
             adapter=adapter, original=original, unlearned=unlearned, forget=forget, retain=retain,
-            holdout=holdout, validation=validation, reference=reference,
+            holdout=holdout, validation=validation, reference=reference, calibration=calibration,
         ))
         record_verification(rec, verification, cfg.out_dir, tag_model=tag_model,
                             title=f"Unlearning verification: {cfg.unlearned}")
-    conclusive = bool(verification.metrics["conclusive"])
-    print(f"unlearning verified: {verification.passed} (severity {verification.severity:.3g}; conclusive: "
-          f"{conclusive}{'' if conclusive else ', the original model passes too'}); report: {cfg.out_dir}/report.html")
+    print(f"unlearning verdict: {verification.verdict_line}\n(verified: {verification.passed}, severity "
+          f"{verification.severity:.3g}); report: {cfg.out_dir}/report.html")
 
 
 def run() -> None:

@@ -29,6 +29,15 @@ class UnlearnRetrainConfig:
     )
     seed: int | None = field(default=None, metadata={"help": "training seed; null = the recipe's seed"})
     out: str = field(default="checkpoints/unlearn_retrain/model.safetensors", metadata={"help": "retrained model"})
+    calibration_seeds: tuple[int, ...] = field(
+        default=(),
+        metadata={"help": "seeds of further retrains without the forget set (calibration models of the calibrated "
+                          "membership attack in verify_unlearning); each must differ from the reference's seed"},
+    )
+    calibration_dir: str = field(
+        default="checkpoints/unlearn_retrain/calibration",
+        metadata={"help": "folder of the calibration retrains, one seed-<seed>.safetensors each"},
+    )
     register_as: str = field(default="", metadata={"help": "MLflow registered model name; empty = do not register"})
 
 
@@ -59,6 +68,11 @@ class VerifyUnlearningConfig:
     reference: str = field(
         default="checkpoints/unlearn_retrain/model.safetensors",
         metadata={"help": "model retrained without the forget set; empty = none (compare with chance)"},
+    )
+    calibration: tuple[str, ...] = field(
+        default=(),
+        metadata={"help": "further models retrained without the forget set (other seeds): with the reference they "
+                          "calibrate the membership attack (score = log-likelihood minus theirs)"},
     )
     tag_model: str = field(
         default="auto",

@@ -2,6 +2,9 @@
 
 - ``retrain``: train a fresh model on the retain set only: the gold standard every approximate method is judged
   against (expensive, exact).
+- ``finetune``: continue training the original on the retain set only with the ``train`` settings (the "FT"
+  baseline of the unlearning literature): with a large learning rate the rows no longer seen are forgotten the way
+  a retrain never learns them (catastrophic forgetting), at a fraction of a retrain's epochs.
 - ``gradient_ascent``: ascend the forget-set loss for a few mini-batch steps; with ``retain_weight > 0`` it also
   descends the retain loss in the same step ("gradient difference"), which limits collateral damage.
 - ``iau``: Influence Approximation Unlearning (methods spec section 6.2, as released): a few *full-batch* Adam steps
@@ -30,14 +33,14 @@ from curation.models.checkpoints import CheckpointInfo, save_checkpoint
 from curation.progress import progress_bar
 from curation.training import TrainConfig, train
 
-Method = Literal["retrain", "gradient_ascent", "gradient_difference", "iau"]
+Method = Literal["retrain", "finetune", "gradient_ascent", "gradient_difference", "iau"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class UnlearnConfig:
     """Which operator to apply and its settings."""
 
-    method: Method = field(default="iau", metadata={"help": "retrain | gradient_ascent | gradient_difference | iau"})
+    method: Method = field(default="iau", metadata={"help": "retrain | finetune | gradient_ascent | gradient_difference | iau"})
     steps: int = field(default=1, metadata={"help": "optimiser steps (gradient ascent/difference, IAU)"})
     learning_rate: float = field(default=1e-3, metadata={"help": "step size of the unlearning optimiser"})
     optimizer: Literal["sgd", "adam"] = field(default="adam", metadata={"help": "sgd or adam"})
@@ -48,7 +51,9 @@ class UnlearnConfig:
     )
     max_retain: int = field(default=0, metadata={"help": "IAU: retain rows per full-batch step; 0 = all"})
     seed: int = field(default=0, metadata={"help": "seed for mini-batch order / retain sampling"})
-    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "retrain: training settings"})
+    train: TrainConfig = field(
+        default_factory=TrainConfig, metadata={"help": "retrain / finetune: training settings on the retain rows"}
+    )
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.learning_rate <= 0:
@@ -71,12 +76,15 @@ class UnlearnResult:
 def unlearn(
     adapter: ModelAdapter, model: nn.Module | None, forget: pl.DataFrame, retain: pl.DataFrame, cfg: UnlearnConfig
 ) -> UnlearnResult:
-    """Apply ``cfg.method`` to a copy of ``model`` (``retrain`` ignores it and trains from scratch on ``retain``)."""
+    """Apply ``cfg.method`` to a copy of ``model`` (``retrain`` ignores it and trains from scratch on ``retain``;
+    ``finetune`` continues training the copy on ``retain``)."""
     started = time.monotonic()
     if cfg.method == "retrain":
         new = train(adapter, retain, cfg.train, show_progress=False).model
     elif model is None:
         raise ValueError(f"{cfg.method} needs the trained model to start from")
+    elif cfg.method == "finetune":
+        new = train(adapter, retain, cfg.train, model=copy.deepcopy(model), show_progress=False).model
     elif cfg.method == "iau":
         new = iau(adapter, model, forget, retain, cfg)
     else:

@@ -19,14 +19,20 @@ from curation.unlearning.verify import Verification
 def write_report(v: Verification, out_dir: Path, *, title: str) -> Path:
     """Self-contained HTML report: verdict, criteria, attack AUCs, loss histograms, REMIND summary."""
     report = HTMLReport(title, subtitle="unlearning verification")
-    report.heading("Verdict").key_values({
+    report.heading("Verdict").paragraph(v.verdict_line).key_values({
         "verified": v.passed, "severity (max over criteria, >1 fails)": v.severity,
         "conclusive (the original model fails the same criteria)": bool(v.metrics.get("conclusive")),
         "original model severity": v.metrics.get("original_severity"),
         "reference (retrained) model": bool(v.metrics.get("has_reference")),
+        "calibration models (retrains without the forget rows, for the calibrated attack)":
+            int(v.metrics.get("calibration_models_original", 0)),
+        "forget rows for 95 % power at the original's measured effect": v.metrics.get("power_min_forget_rows", "n/a"),
     })
     report.heading("Criteria").table(v.criteria)
-    aucs = {k.removeprefix("mia_auc_"): val for k, val in v.metrics.items() if k.startswith("mia_auc_")}
+    report.heading("Membership attacks, forget vs holdout (calibrated = log-likelihood minus the retrains')")
+    report.table(attack_table(v.metrics))
+    aucs = {k.removeprefix("mia_auc_"): val for k, val in v.metrics.items()
+            if k.startswith("mia_auc_") and "null_se" not in k}
     report.heading("MIA AUC, forget vs holdout (0.5 = indistinguishable from unseen data)")
     report.image(bar_plot(aucs, out_dir / "plots" / "mia_auc.png", title="MIA AUC by attack and model",
                           ylabel="AUC"), caption="MIA AUC per attack and model")
@@ -45,6 +51,18 @@ def write_report(v: Verification, out_dir: Path, *, title: str) -> Path:
     return report.write(out_dir / "report.html")
 
 
+def attack_table(metrics: dict[str, float]) -> pl.DataFrame:
+    """One row per (attack, model) with its MIA AUC and TPR at 1 % and 5 % FPR."""
+    rows = []
+    for attack in ("loss", "min_k", "min_k_pp", "calibrated"):
+        for model in ("original", "unlearned", "reference"):
+            if f"mia_auc_{attack}_{model}" in metrics:
+                rows.append({"attack": attack, "model": model, "auc": metrics[f"mia_auc_{attack}_{model}"],
+                             "tpr_at_1pct_fpr": metrics[f"mia_tpr_at_1fpr_{attack}_{model}"],
+                             "tpr_at_5pct_fpr": metrics[f"mia_tpr_at_5fpr_{attack}_{model}"]})
+    return pl.DataFrame(rows)
+
+
 def record_verification(
     rec: RunRecorder, v: Verification, out_dir: str | Path, *, tag_model: str | None = None, title: str = ""
 ) -> Path:
@@ -56,7 +74,8 @@ def record_verification(
     if v.remind is not None:
         write_parquet(v.remind, out / "remind.parquet")
     report = write_report(v, out, title=title or "Unlearning verification")
-    verdict = {"verified": v.passed, "severity": v.severity, "tags": v.tags(),
+    verdict = {"verdict": v.verdict, "verdict_line": v.verdict_line, "verified": v.passed, "severity": v.severity,
+               "tags": v.tags(),
                "criteria": v.criteria.to_dicts(), "tagged_model": tag_model or ""}
     write_json(verdict, out / "verdict.json")
     rec.log_metrics({k: val for k, val in v.metrics.items()})

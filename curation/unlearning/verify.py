@@ -14,22 +14,31 @@ Criteria (each a value, a threshold from the config and a pass flag; the verdict
 - ``retain_loss_increase`` (nats) and ``val_loss_increase`` (relative): utility kept, measured against the worse
   of the original model and the retrained reference (matching the gold standard is never a utility failure).
 - ``remind_auc_gap``: |REMIND forget-vs-holdout classifier AUC - the reference's| (0.5 without a reference).
+- ``mia_auc_calibrated_gap``: |calibrated MIA AUC - 0.5|, the reference-calibrated attack of
+  ``curation.unlearning.calibrated`` (score = candidate log-likelihood minus the mean over the models trained
+  without the forget rows, i.e. the reference and the ``calibration`` retrains, the candidate itself excluded).
+  Where the raw attacks sit near chance on a model that generalises, this one still sees memorised rows; an exact
+  retrain scores 0.5 +- its null spread. Needs a reference or calibration models.
 
 ``severity`` = the worst criterion's value in threshold units (> 1 fails), a continuous score for benchmarks.
 Power: the same criteria are applied to the untouched original model; if it would pass as well, the request's
 rows were never detectably memorised and the verdict is marked inconclusive (``conclusive`` = 0, tag
-``unlearning.conclusive=false``) rather than trusted as evidence of forgetting.
+``unlearning.conclusive=false``) rather than trusted as evidence of forgetting. ``power_min_forget_rows`` is the
+request size at which the original's measured calibrated-AUC gap would fail it with power ``Phi(power_z)``, and
+``verdict_line`` says in plain words "forgotten", "not forgotten" or "inconclusive: why, and what size would do".
 AUC-based thresholds (MIA gaps, REMIND gap, PrivLeak) are floors: with ``se`` the standard error of an AUC of
 0.5 at the forget/holdout sizes (``mia_auc_null_se``), each is widened to ``w = noise_z * sqrt(2) * se`` (the
 noise of a difference of two AUCs; ``100 * w / AUC_ref`` for PrivLeak) when that is larger, so that a small
 forget request does not fail an exact retrain by sampling noise alone. With 100 forget and 500 holdout rows
-``w`` = 0.11; with 40 and 120, 0.19.
+``w`` = 0.11; with 40 and 120, 0.19. The calibrated criterion compares one AUC with 0.5, so its threshold is
+widened to ``noise_z * calibrated_null_se`` (one AUC's row noise times ``sqrt(1 + 1/K)`` for the models' own
+noise): 0.094 with 100 forget rows, 360 holdout rows and K = 3.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +47,7 @@ from torch import nn
 
 from curation.errors import DataContractError
 from curation.models.base import ModelAdapter
+from curation.unlearning.calibrated import auc_null_se, calibrated_null_se, calibrated_scores, min_forget_rows
 from curation.unlearning.membership import membership_scores
 from curation.unlearning.metrics import forget_quality, mia_auc, privleak, tpr_at_fpr
 from curation.unlearning.remind import RemindConfig, remind_features, remind_metrics
@@ -59,10 +69,18 @@ class UnlearningCheckConfig:
         default=0.25, metadata={"help": "max relative increase of validation loss over the original model"}
     )
     max_remind_auc_gap: float = field(default=0.1, metadata={"help": "max |REMIND AUC - reference REMIND AUC|"})
+    max_calibrated_auc_gap: float = field(
+        default=0.05, metadata={"help": "max |calibrated MIA AUC - 0.5| (floor; widened by noise_z, see below)"}
+    )
     noise_z: float = field(
         default=2.5,
         metadata={"help": "widen AUC/PrivLeak thresholds to noise_z null standard errors of an AUC difference "
                           "at the pool sizes (small requests); 0 = fixed thresholds"},
+    )
+    power_z: float = field(
+        default=1.64,
+        metadata={"help": "power statement: the request size at which the original fails the calibrated criterion "
+                          "with probability Phi(power_z) (1.64 = 95 %)"},
     )
     use_remind: bool = field(default=True, metadata={"help": "compute REMIND and include it in the verdict"})
     k: float = field(default=0.4, metadata={"help": "Min-K% / Min-K%++ fraction of lowest tokens"})
@@ -74,13 +92,15 @@ class UnlearningCheckConfig:
         if not 0 < self.k <= 1:
             raise ValueError(f"k must be in (0, 1], got {self.k}")
         if min(self.max_mia_auc_gap, self.max_abs_privleak, self.max_retain_loss_increase,
-               self.max_val_loss_increase, self.max_remind_auc_gap) <= 0 or not 0 < self.min_forget_quality < 1:
+               self.max_val_loss_increase, self.max_remind_auc_gap, self.max_calibrated_auc_gap) <= 0 \
+                or not 0 < self.min_forget_quality < 1:
             raise ValueError("thresholds must be positive and min_forget_quality in (0, 1)")
 
 
 @dataclass
 class UnlearningInputs:
-    """Models and pools to examine; ``reference`` is the model retrained without the forget set, if any."""
+    """Models and pools to examine; ``reference`` is the model retrained without the forget set, if any;
+    ``calibration`` are further retrains without it (other seeds) for the calibrated attack."""
 
     adapter: ModelAdapter
     original: nn.Module
@@ -90,6 +110,7 @@ class UnlearningInputs:
     holdout: pl.DataFrame
     validation: pl.DataFrame
     reference: nn.Module | None = None
+    calibration: list[nn.Module] = field(default_factory=list)
 
 
 @dataclass
@@ -100,8 +121,14 @@ class Verification:
     severity: float
     criteria: pl.DataFrame  # criterion, value, threshold, rule, passed
     metrics: dict[str, float]
-    scores: pl.DataFrame  # model, split, example_id, loss_value, score_loss, score_min_k, score_min_k_pp
+    scores: pl.DataFrame  # model, split, example_id, loss_value, score_loss, score_min_k, score_min_k_pp, score_calibrated
     remind: pl.DataFrame | None  # model, example_id, split, REMIND features
+    verdict_line: str = ""  # "forgotten: ...", "not forgotten: ..." or "inconclusive: ..."
+
+    @property
+    def verdict(self) -> str:
+        """``forgotten``, ``not forgotten`` or ``inconclusive`` (the head of ``verdict_line``)."""
+        return self.verdict_line.split(":", 1)[0]
 
     def tags(self) -> dict[str, str]:
         """Model-version tags summarising the verdict."""
@@ -109,7 +136,9 @@ class Verification:
         failed = self.criteria.filter(~pl.col("passed"))["criterion"].to_list()
         tags["unlearning.failed_criteria"] = ",".join(failed) or "none"
         tags["unlearning.conclusive"] = str(bool(self.metrics.get("conclusive"))).lower()
-        for key in ("mia_auc_loss_unlearned", "privleak", "forget_quality"):
+        tags["unlearning.verdict"] = self.verdict
+        tags["unlearning.verdict_line"] = self.verdict_line
+        for key in ("mia_auc_loss_unlearned", "mia_auc_calibrated_unlearned", "privleak", "forget_quality"):
             if key in self.metrics:
                 tags[f"unlearning.{key}"] = f"{self.metrics[key]:.4g}"
         return tags
@@ -151,6 +180,10 @@ class UnlearningCheck:
         if inputs.reference is not None:
             models["reference"] = inputs.reference
         scores = self._scores(inputs, pools, models)
+        calibration = {f"calibration_{i + 1}": m for i, m in enumerate(inputs.calibration)}
+        if calibration:
+            mia_pools = {s: pools[s] for s in ("forget", "holdout")}
+            scores = pl.concat([scores, self._scores(inputs, mia_pools, calibration)])
 
         def col(model: str, split: str, column: str) -> np.ndarray:
             sel = scores.filter((pl.col("model") == model) & (pl.col("split") == split))[column]
@@ -162,11 +195,14 @@ class UnlearningCheck:
             for attack in attacks:
                 f, h = col(model, "forget", f"score_{attack}"), col(model, "holdout", f"score_{attack}")
                 metrics[f"mia_auc_{attack}_{model}"] = mia_auc(f, h)
+                metrics[f"mia_tpr_at_1fpr_{attack}_{model}"] = tpr_at_fpr(f, h, 0.01)
                 metrics[f"mia_tpr_at_5fpr_{attack}_{model}"] = tpr_at_fpr(f, h, 0.05)
             for split in POOLS:
                 metrics[f"{split}_loss_{model}"] = float(col(model, split, "loss_value").mean())
         n_f, n_h = pools["forget"].height, pools["holdout"].height
-        metrics["mia_auc_null_se"] = math.sqrt((n_f + n_h + 1) / (12 * n_f * n_h))  # AUC sampling noise at 0.5
+        metrics["mia_auc_null_se"] = auc_null_se(n_f, n_h)  # AUC sampling noise at 0.5
+        retrains = (["reference"] if inputs.reference is not None else []) + list(calibration)
+        scores = _calibrate(scores, list(models), retrains, col, metrics)
         widen = cfg.noise_z * math.sqrt(2) * metrics["mia_auc_null_se"]
         auc_tol, remind_tol = max(cfg.max_mia_auc_gap, widen), max(cfg.max_remind_auc_gap, widen)
         has_ref = inputs.reference is not None
@@ -192,7 +228,16 @@ class UnlearningCheck:
         metrics["conclusive"] = float(not original_criteria["passed"].all())
         metrics["privleak"] = metrics["privleak_unlearned"]
         metrics["forget_quality"] = metrics["forget_quality_unlearned"]
-        return Verification(passed, severity, criteria, metrics, scores, remind_frame)
+        if "mia_auc_calibrated_original" in metrics:
+            needed = min_forget_rows(
+                metrics["mia_auc_calibrated_original"] - 0.5, n_h, int(metrics["calibration_models_original"]),
+                noise_z=cfg.noise_z, power_z=cfg.power_z, floor=cfg.max_calibrated_auc_gap,
+            )
+            if math.isfinite(needed):
+                metrics["power_min_forget_rows"] = needed
+        line = verdict_line(passed, criteria, original_criteria, metrics, n_f, n_h, cfg)
+        metrics["verdict_code"] = {"forgotten": 1.0, "not forgotten": 0.0}.get(line.split(":", 1)[0], -1.0)
+        return Verification(passed, severity, criteria, metrics, scores, remind_frame, line)
 
     def _criteria(
         self, candidate: str, metrics: dict[str, float], col: Callable[[str, str, str], np.ndarray],
@@ -226,6 +271,10 @@ class UnlearningCheck:
                      cfg.max_retain_loss_increase, "<="))
         rows.append(("val_loss_increase", metrics[f"validation_loss_{candidate}"] / max(val_base, 1e-12) - 1,
                      cfg.max_val_loss_increase, "<="))
+        if f"mia_auc_calibrated_{candidate}" in metrics:
+            rows.append(("mia_auc_calibrated_gap", abs(metrics[f"mia_auc_calibrated_{candidate}"] - 0.5),
+                         max(cfg.max_calibrated_auc_gap, cfg.noise_z * metrics[f"mia_auc_calibrated_null_se_{candidate}"]),
+                         "<="))
         if cfg.use_remind:
             ref_remind = metrics["remind_auc_forget_holdout_reference"] if has_ref else 0.5
             rows.append(("remind_auc_gap", abs(metrics[f"remind_auc_forget_holdout_{candidate}"] - ref_remind),
@@ -236,6 +285,81 @@ class UnlearningCheck:
             .otherwise(pl.col("value") >= pl.col("threshold")),
             severity=pl.Series([_severity(v, t, r) for _, v, t, r in rows]),
         )
+
+
+def _calibrate(
+    scores: pl.DataFrame, candidates: list[str], retrains: list[str],
+    col: Callable[[str, str, str], np.ndarray], metrics: dict[str, float],
+) -> pl.DataFrame:
+    """Reference-calibrated MIA of every candidate against the retrains other than itself: AUC, TPR at 1 % and 5 %
+    FPR, the number of calibration models and the null spread into ``metrics``; the per-row calibrated scores
+    (forget and holdout rows of the candidates) as a ``score_calibrated`` column of ``scores``."""
+    frames = []
+    for candidate in candidates:
+        calibrators = [r for r in retrains if r != candidate]
+        if not calibrators:
+            continue
+        split_scores = {
+            split: calibrated_scores(col(candidate, split, "score_loss"),
+                                     np.stack([col(r, split, "score_loss") for r in calibrators]))
+            for split in ("forget", "holdout")
+        }
+        f, h = split_scores["forget"], split_scores["holdout"]
+        metrics[f"mia_auc_calibrated_{candidate}"] = mia_auc(f, h)
+        metrics[f"mia_tpr_at_1fpr_calibrated_{candidate}"] = tpr_at_fpr(f, h, 0.01)
+        metrics[f"mia_tpr_at_5fpr_calibrated_{candidate}"] = tpr_at_fpr(f, h, 0.05)
+        metrics[f"calibration_models_{candidate}"] = float(len(calibrators))
+        metrics[f"mia_auc_calibrated_null_se_{candidate}"] = calibrated_null_se(f.size, h.size, len(calibrators))
+        for split, values in split_scores.items():
+            ids = scores.filter((pl.col("model") == candidate) & (pl.col("split") == split))["example_id"]
+            frames.append(pl.DataFrame({"model": candidate, "split": split, "example_id": ids,
+                                        "score_calibrated": values}))
+    if not frames:
+        return scores.with_columns(score_calibrated=pl.lit(None, dtype=pl.Float64))
+    return scores.join(pl.concat(frames), on=["model", "split", "example_id"], how="left")
+
+
+def _phi(z: float) -> float:
+    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
+
+
+def verdict_line(
+    passed: bool, criteria: pl.DataFrame, original_criteria: pl.DataFrame, metrics: Mapping[str, float],
+    n_forget: int, n_holdout: int, cfg: UnlearningCheckConfig,
+) -> str:
+    """The verdict in plain words: "forgotten", "not forgotten" or "inconclusive", with why (and, when the check
+    lacks power, the forget-request size that would give it)."""
+    failed = criteria.filter(~pl.col("passed"))["criterion"].to_list()
+    cal = "mia_auc_calibrated_original" in metrics
+    auc_text = ""
+    if cal:
+        tol = criteria.filter(pl.col("criterion") == "mia_auc_calibrated_gap")["threshold"].item()
+        auc_text = (f"calibrated MIA AUC {metrics['mia_auc_calibrated_unlearned']:.3f} vs the original's "
+                    f"{metrics['mia_auc_calibrated_original']:.3f}; an exact retrain scores 0.5 +- {tol:.3f}")
+    if metrics["conclusive"]:
+        if passed:
+            return f"forgotten: passes all {criteria.height} criteria, which the untouched original fails" + (
+                f" ({auc_text})" if cal else "")
+        return f"not forgotten: fails {', '.join(failed)}" + (f" ({auc_text})" if cal else "")
+    tail = f"; the unlearned model fails {', '.join(failed)}" if failed else ""
+    if not cal:
+        return ("inconclusive: the untouched original passes the same criteria, so the check has no power here; "
+                "give a retrained reference (and calibration retrains) for the calibrated attack" + tail)
+    effect = metrics["mia_auc_calibrated_original"] - 0.5
+    tol = original_criteria.filter(pl.col("criterion") == "mia_auc_calibrated_gap")["threshold"].item()
+    head = (f"inconclusive: the untouched original passes the same criteria (calibrated MIA AUC "
+            f"{metrics['mia_auc_calibrated_original']:.3f}, within 0.5 +- {tol:.3f} at {n_forget} forget and "
+            f"{n_holdout} holdout rows), so these rows were never detectably memorised; ")
+    if "power_min_forget_rows" in metrics:
+        size = int(metrics["power_min_forget_rows"])
+        return head + (f"at this per-row effect (AUC gap {effect:+.3f}) a request of >= {size} rows would give the "
+                       f"check {100 * _phi(cfg.power_z):.0f} % power") + tail
+    if effect > cfg.max_calibrated_auc_gap:
+        return head + (f"its per-row effect (AUC gap {effect:+.3f}) is too small for {n_holdout} holdout rows at any "
+                       "request size: more holdout rows are needed as well") + tail
+    return head + (f"its per-row effect (AUC gap {effect:+.3f}) is not above the criterion's floor "
+                   f"({cfg.max_calibrated_auc_gap:g}), so no request size gives power: the model does not memorise "
+                   "single rows at this scale") + tail
 
 
 def holdout_percentiles(col: Callable[[str, str, str], np.ndarray], model: str) -> np.ndarray:

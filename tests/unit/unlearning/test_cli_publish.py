@@ -32,6 +32,7 @@ def files(setting, mlflow_store: Path, monkeypatch) -> dict[str, Path]:
     setting.validation.write_parquet(paths["validation"])
     paths["original"] = _save(setting, setting.original, mlflow_store / "ckpt" / "original.safetensors")
     paths["reference"] = _save(setting, setting.reference, mlflow_store / "ref" / "model.safetensors")
+    paths["calibration"] = _save(setting, setting.retrained, mlflow_store / "ref" / "calibration.safetensors")
     return paths
 
 
@@ -39,7 +40,7 @@ def _verify(files: dict[str, Path], unlearned: Path, out: Path):
     args = ["verify-unlearning", "--train", str(files["train"]), "--request", str(files["request"]),
             "--holdout", str(files["holdout"]), "--validation", str(files["validation"]),
             "--original", str(files["original"]), "--unlearned", str(unlearned),
-            "--reference", str(files["reference"]), "--out", str(out)]
+            "--reference", str(files["reference"]), "--calibration", str(files["calibration"]), "--out", str(out)]
     return CliRunner().invoke(cli, args)
 
 
@@ -50,13 +51,17 @@ def test_unverified_model_exits_1_and_its_version_is_tagged(files, mlflow_store:
     write_registered(files["original"], f"models:/demo-unlearned/{version}")
     result = _verify(files, files["original"], mlflow_store / "out")
     assert result.exit_code == 1, result.output
-    assert "unlearning verified: False" in result.output and "tagged models:/demo-unlearned/1" in result.output
+    assert "verified: False" in result.output and "tagged models:/demo-unlearned/1" in result.output
+    assert "unlearning verdict: not forgotten: fails " in result.output
     tags = mlflow.MlflowClient().get_model_version("demo-unlearned", version).tags
     assert tags["unlearning.verified"] == "false" and "mia_auc_gap_loss" in tags["unlearning.failed_criteria"]
+    assert "mia_auc_calibrated_gap" in tags["unlearning.failed_criteria"]
+    assert tags["unlearning.verdict"] == "not forgotten"
     run = mlflow.search_runs(experiment_names=["test"], filter_string="tags.`curation.stage` = 'verify_unlearning'",
                              output_format="list")[0]
     assert run.info.status == "FINISHED" and run.data.tags["unlearning.verified"] == "false"
-    assert run.data.metrics["verified"] == 0.0
+    assert run.data.metrics["verified"] == 0.0 and run.data.metrics["verdict_code"] == 0.0
+    assert run.data.metrics["calibration_models_original"] == 2.0  # the reference and one calibration retrain
     names = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"report.html", "verdict.json", "criteria.parquet", "plots", "scores"} <= names
     html = (mlflow_store / "out" / "report.html").read_text()
@@ -75,7 +80,7 @@ def test_unlearn_cli_retrain_then_verify_passes(files, mlflow_store: Path, tmp_p
     assert load_checkpoint(out)[1].extra["unlearning_method"] == "retrain"
     verdict = _verify(files, out, mlflow_store / "out2")
     assert verdict.exit_code == 0, verdict.output
-    assert "unlearning verified: True" in verdict.output
+    assert "verified: True" in verdict.output and "unlearning verdict: forgotten: passes all" in verdict.output
 
 
 def test_bad_request_is_a_one_line_error(files, mlflow_store: Path, monkeypatch, capsys) -> None:

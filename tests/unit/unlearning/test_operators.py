@@ -62,3 +62,16 @@ def test_unlearned_checkpoint_round_trips_with_metadata(setting, tmp_path) -> No
     assert info.extra["n_forget"] == setting.forget.height and info.extra["base_checkpoint"] == "orig.safetensors"
     for a, b in zip(model.state_dict().values(), result.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_finetune_is_continued_training_on_the_retain_rows(setting) -> None:
+    small = setting.retain[:60]
+    cfg = UnlearnConfig(method="finetune", train=setting.train_cfg.__class__(epochs=2, batch_size=16, seed=3))
+    before = copy.deepcopy(setting.original.state_dict())
+    got = unlearn(setting.adapter, setting.original, setting.forget, small, cfg).model
+    for a, b in zip(before.values(), setting.original.state_dict().values()):
+        assert torch.equal(a, b)  # the original is untouched
+    want = train(setting.adapter, small, cfg.train, model=copy.deepcopy(setting.original), show_progress=False).model
+    for a, b in zip(got.state_dict().values(), want.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not torch.equal(next(got.parameters()), next(setting.original.parameters()))
