@@ -141,7 +141,10 @@ def main() -> None:
         for name, path in (("own", final), ("derived", prov / "derived.safetensors"),
                            ("independent", prov / "independent.safetensors")):
             adapter, model, _ = load_adapter_model(path)
-            out["demo"][name] = three_ways(ids, demo_pos, loss(logprob_matrix(adapter, model, train)), pool, ref=PILOT)
+            values = loss(logprob_matrix(adapter, model, train))
+            out["demo"][name] = three_ways(ids, demo_pos, values, pool, ref=PILOT)
+            out["demo"][name]["rho_by_single_reference"] = {  # how much one reference's own noise moves rho
+                s: float(stats.spearmanr(demo_pos, values - v).statistic) for s, v in pool.items()}
         out["demo_order_nulls"] = [three_ways(ids, demo_pos, pool[s], {k: v for k, v in pool.items() if k != s},
                                               ref=min(k for k in pool if k != s))["ensemble"] for s in pool]
 
@@ -161,7 +164,7 @@ def main() -> None:
         out["nulls"][name] = {"fpr_0.05": float(np.mean(a[:, j] <= 0.05)), "fpr_0.001": float(np.mean(a[:, j] <= 1e-3)),
                               "sd_over_orders": float(np.std(per_order)), "tests": len(a)}
     OUT.parent.mkdir(exist_ok=True)
-    write_json(OUT, out)
+    write_json(out, OUT)
     print(OUT)
 
 
