@@ -110,9 +110,9 @@ def check_request(method: str, *, checkpoints: str | None, targets: str | None, 
         if BUDGET_OPTION[method] in options:
             raise ConfigError(f"--option {BUDGET_OPTION[method]}: set the size of a {method} selection with "
                               f"--budget/--value")
-        if selector.budget == "tokens" or selector.group_column:
+        if selector.budget == "tokens" or selector.group_column or selector.method == "gumbel":
             raise ConfigError(f"--method {method} chooses its set by its own rule: use --budget fraction|count "
-                              f"without --group-column")
+                              f"without --group-column or --gumbel")
 
 
 def run_targeted_selection(
