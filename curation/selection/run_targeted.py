@@ -167,6 +167,9 @@ def run_targeted_selection(
                              "pool_rows": n, "budget": {"kind": selector.budget, "value": selector.value,
                                                         "method": selector.method, "seed": selector.seed},
                              "figures": figures}
+    if target_frame is not None:  # which target rows were used: the digest covers the whole file
+        extra["targets"] = {"task_column": task_column, "per_task": targets_per_task, "rows": target_frame.height,
+                            "tasks": sorted(set(target_frame[task_column].cast(pl.Utf8).to_list()))}
     if method in ("bids", "tarot"):
         extra["features_from"] = {"name": feature_spec.name, "options": feature_spec.options}
     if checkpoints:

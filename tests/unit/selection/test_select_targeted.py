@@ -112,6 +112,7 @@ def test_bids_balances_the_two_tasks(workspace: Path, tmp_path: Path, monkeypatc
     assert code == 0, text
     manifest = _check_contract(out, pl.read_parquet(workspace / "pool.parquet"), 8, "bids")
     assert manifest["features_from"]["name"] == "less"
+    assert manifest["targets"] == {"task_column": "domain", "per_task": 0, "rows": 10, "tasks": ["math", "prose"]}
     assert manifest["features_from"]["options"]["task_column"] == "domain"
     selection = pl.read_parquet(out / "selection.parquet").filter("keep").sort("rank")
     kept = selection["example_id"].to_list()
