@@ -89,15 +89,20 @@ def query_verdict(rho: float, p_value: float, n: int, *, null_z: float | None = 
     m_need = bank_needed(null_z, alpha) if null_z is not None else math.nan
     parts = [f"{VERDICTS[code]}: p = {p_verdict:.2g}" + (" (the larger of the exact and the bank p)"
                                                          if null_p_t is not None else "")]
-    if code < 2:
-        if rho >= 0:
-            parts.append(f"rho = {rho:+.3f} shows no recency imprint of our order; no size of test would make this "
-                         "model decisive")
-        else:
+    if code < 2 and rho >= 0:
+        parts.append(f"rho = {rho:+.3f} shows no recency imprint of our order; no size of test would make this "
+                     "model decisive")
+    elif code < 2:
+        if p_value > alpha:
             parts.append(f"if rho = {rho:+.3f} is the model's true effect, the exact p reaches {alpha:g} at "
                          f"n = {_size(n_need)} examples (this test: {n:,})")
-            if null_z is not None:
-                parts.append(f"the bank's Student p reaches {alpha:g} at z = {null_z:.2f} with "
-                             f"{_size(m_need)} null models (this bank: {n_null}); its rank p cannot go below "
-                             f"1/(M+1), so it needs {math.ceil(1 / alpha - 1):,} models")
+        else:
+            parts.append(f"the exact p ({p_value:.2g}) is decisive, the bank's is not")
+        if null_z is not None and null_p_t is not None and null_p_t > alpha and math.isfinite(m_need):
+            parts.append(f"the bank's Student p reaches {alpha:g} at z = {null_z:.2f} with {_size(m_need)} null "
+                         f"models (this bank: {n_null}); its rank p cannot go below 1/(M+1), so it needs "
+                         f"{math.ceil(1 / alpha - 1):,} models")
+        elif null_z is not None and null_p_t is not None and null_p_t > alpha:
+            parts.append(f"the bank's z = {null_z:.2f} is below {stats.norm.isf(alpha):.2f}: no bank size makes it "
+                         "decisive; more examples (a larger z) come first")
     return Verdict(code, float(p_verdict), float(n_need), float(m_need), "; ".join(parts) + ".")

@@ -43,9 +43,12 @@ def test_verdict_requires_every_p_value_and_says_what_size_would_do():
     assert decisive.p_verdict == 1e-5 and "reaches" not in decisive.statement
     weak_bank = query_verdict(-0.1, 1e-5, 2000, null_z=3.5, null_p_t=0.01, n_null=9)
     assert weak_bank.code == 1 and weak_bank.p_verdict == 0.01  # exact p alone would be decisive
+    assert "exact p (1e-05) is decisive" in weak_bank.statement and "examples" not in weak_bank.statement
     assert f"{bank_needed(3.5):,.0f} null models (this bank: 9)" in weak_bank.statement
-    assert "n = 956 examples (this test: 2,000)" in weak_bank.statement  # (3.09 / 0.1)^2 + 1 = 955.9
     assert "999 models" in weak_bank.statement  # rank p floor 1/(M+1)
+    weak_both = query_verdict(-0.1, 0.01, 2000, null_z=2.5, null_p_t=0.03, n_null=9)
+    assert "n = 956 examples (this test: 2,000)" in weak_both.statement  # (3.09 / 0.1)^2 + 1 = 955.9
+    assert "z = 2.50 is below 3.09: no bank size" in weak_both.statement
     absent = query_verdict(0.03, 0.91, 2000, null_z=-1.0, null_p_t=0.8, n_null=9)
     assert absent.code == 0 and absent.verdict == "not shown" and "no recency imprint" in absent.statement
     assert absent.summary() == {"verdict_code": 0.0, "p_verdict": 0.91}  # only finite sizes become metrics
