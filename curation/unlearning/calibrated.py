@@ -22,8 +22,12 @@ model-to-model part, modelled as ``se_cal = se * sqrt(1 + 1/K)``. Measured on th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
+import polars as pl
+
+from curation.unlearning.metrics import mia_auc, tpr_at_fpr
 
 
 def calibrated_scores(candidate_ll: np.ndarray, calibration_ll: np.ndarray) -> np.ndarray:
@@ -64,3 +68,35 @@ def min_forget_rows(
     if denominator <= 0:
         return math.inf
     return float(math.ceil((n_holdout + 1) / denominator))
+
+
+def calibrate_candidates(
+    scores: pl.DataFrame, candidates: list[str], retrains: list[str],
+    col: Callable[[str, str, str], np.ndarray], metrics: dict[str, float],
+) -> pl.DataFrame:
+    """Reference-calibrated MIA of every candidate against the retrains other than itself: AUC, TPR at 1 % and 5 %
+    FPR, the number of calibration models and the null spread into ``metrics``; the per-row calibrated scores
+    (forget and holdout rows of the candidates) as a ``score_calibrated`` column of ``scores``."""
+    frames = []
+    for candidate in candidates:
+        calibrators = [r for r in retrains if r != candidate]
+        if not calibrators:
+            continue
+        split_scores = {
+            split: calibrated_scores(col(candidate, split, "score_loss"),
+                                     np.stack([col(r, split, "score_loss") for r in calibrators]))
+            for split in ("forget", "holdout")
+        }
+        f, h = split_scores["forget"], split_scores["holdout"]
+        metrics[f"mia_auc_calibrated_{candidate}"] = mia_auc(f, h)
+        metrics[f"mia_tpr_at_1fpr_calibrated_{candidate}"] = tpr_at_fpr(f, h, 0.01)
+        metrics[f"mia_tpr_at_5fpr_calibrated_{candidate}"] = tpr_at_fpr(f, h, 0.05)
+        metrics[f"calibration_models_{candidate}"] = float(len(calibrators))
+        metrics[f"mia_auc_calibrated_null_se_{candidate}"] = calibrated_null_se(f.size, h.size, len(calibrators))
+        for split, values in split_scores.items():
+            ids = scores.filter((pl.col("model") == candidate) & (pl.col("split") == split))["example_id"]
+            frames.append(pl.DataFrame({"model": candidate, "split": split, "example_id": ids,
+                                        "score_calibrated": values}))
+    if not frames:
+        return scores.with_columns(score_calibrated=pl.lit(None, dtype=pl.Float64))
+    return scores.join(pl.concat(frames), on=["model", "split", "example_id"], how="left")

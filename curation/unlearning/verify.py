@@ -38,7 +38,7 @@ noise): 0.094 with 100 forget rows, 360 holdout rows and K = 3.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,10 +47,11 @@ from torch import nn
 
 from curation.errors import DataContractError
 from curation.models.base import ModelAdapter
-from curation.unlearning.calibrated import auc_null_se, calibrated_null_se, calibrated_scores, min_forget_rows
+from curation.unlearning.calibrated import auc_null_se, calibrate_candidates, min_forget_rows
 from curation.unlearning.membership import membership_scores
 from curation.unlearning.metrics import forget_quality, mia_auc, privleak, tpr_at_fpr
 from curation.unlearning.remind import RemindConfig, remind_features, remind_metrics
+from curation.unlearning.verdict import verdict_line
 
 POOLS = ("forget", "retain", "holdout", "validation")
 
@@ -202,7 +203,7 @@ class UnlearningCheck:
         n_f, n_h = pools["forget"].height, pools["holdout"].height
         metrics["mia_auc_null_se"] = auc_null_se(n_f, n_h)  # AUC sampling noise at 0.5
         retrains = (["reference"] if inputs.reference is not None else []) + list(calibration)
-        scores = _calibrate(scores, list(models), retrains, col, metrics)
+        scores = calibrate_candidates(scores, list(models), retrains, col, metrics)
         widen = cfg.noise_z * math.sqrt(2) * metrics["mia_auc_null_se"]
         auc_tol, remind_tol = max(cfg.max_mia_auc_gap, widen), max(cfg.max_remind_auc_gap, widen)
         has_ref = inputs.reference is not None
@@ -285,81 +286,6 @@ class UnlearningCheck:
             .otherwise(pl.col("value") >= pl.col("threshold")),
             severity=pl.Series([_severity(v, t, r) for _, v, t, r in rows]),
         )
-
-
-def _calibrate(
-    scores: pl.DataFrame, candidates: list[str], retrains: list[str],
-    col: Callable[[str, str, str], np.ndarray], metrics: dict[str, float],
-) -> pl.DataFrame:
-    """Reference-calibrated MIA of every candidate against the retrains other than itself: AUC, TPR at 1 % and 5 %
-    FPR, the number of calibration models and the null spread into ``metrics``; the per-row calibrated scores
-    (forget and holdout rows of the candidates) as a ``score_calibrated`` column of ``scores``."""
-    frames = []
-    for candidate in candidates:
-        calibrators = [r for r in retrains if r != candidate]
-        if not calibrators:
-            continue
-        split_scores = {
-            split: calibrated_scores(col(candidate, split, "score_loss"),
-                                     np.stack([col(r, split, "score_loss") for r in calibrators]))
-            for split in ("forget", "holdout")
-        }
-        f, h = split_scores["forget"], split_scores["holdout"]
-        metrics[f"mia_auc_calibrated_{candidate}"] = mia_auc(f, h)
-        metrics[f"mia_tpr_at_1fpr_calibrated_{candidate}"] = tpr_at_fpr(f, h, 0.01)
-        metrics[f"mia_tpr_at_5fpr_calibrated_{candidate}"] = tpr_at_fpr(f, h, 0.05)
-        metrics[f"calibration_models_{candidate}"] = float(len(calibrators))
-        metrics[f"mia_auc_calibrated_null_se_{candidate}"] = calibrated_null_se(f.size, h.size, len(calibrators))
-        for split, values in split_scores.items():
-            ids = scores.filter((pl.col("model") == candidate) & (pl.col("split") == split))["example_id"]
-            frames.append(pl.DataFrame({"model": candidate, "split": split, "example_id": ids,
-                                        "score_calibrated": values}))
-    if not frames:
-        return scores.with_columns(score_calibrated=pl.lit(None, dtype=pl.Float64))
-    return scores.join(pl.concat(frames), on=["model", "split", "example_id"], how="left")
-
-
-def _phi(z: float) -> float:
-    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
-
-
-def verdict_line(
-    passed: bool, criteria: pl.DataFrame, original_criteria: pl.DataFrame, metrics: Mapping[str, float],
-    n_forget: int, n_holdout: int, cfg: UnlearningCheckConfig,
-) -> str:
-    """The verdict in plain words: "forgotten", "not forgotten" or "inconclusive", with why (and, when the check
-    lacks power, the forget-request size that would give it)."""
-    failed = criteria.filter(~pl.col("passed"))["criterion"].to_list()
-    cal = "mia_auc_calibrated_original" in metrics
-    auc_text = ""
-    if cal:
-        tol = criteria.filter(pl.col("criterion") == "mia_auc_calibrated_gap")["threshold"].item()
-        auc_text = (f"calibrated MIA AUC {metrics['mia_auc_calibrated_unlearned']:.3f} vs the original's "
-                    f"{metrics['mia_auc_calibrated_original']:.3f}; an exact retrain scores 0.5 +- {tol:.3f}")
-    if metrics["conclusive"]:
-        if passed:
-            return f"forgotten: passes all {criteria.height} criteria, which the untouched original fails" + (
-                f" ({auc_text})" if cal else "")
-        return f"not forgotten: fails {', '.join(failed)}" + (f" ({auc_text})" if cal else "")
-    tail = f"; the unlearned model fails {', '.join(failed)}" if failed else ""
-    if not cal:
-        return ("inconclusive: the untouched original passes the same criteria, so the check has no power here; "
-                "give a retrained reference (and calibration retrains) for the calibrated attack" + tail)
-    effect = metrics["mia_auc_calibrated_original"] - 0.5
-    tol = original_criteria.filter(pl.col("criterion") == "mia_auc_calibrated_gap")["threshold"].item()
-    head = (f"inconclusive: the untouched original passes the same criteria (calibrated MIA AUC "
-            f"{metrics['mia_auc_calibrated_original']:.3f}, within 0.5 +- {tol:.3f} at {n_forget} forget and "
-            f"{n_holdout} holdout rows), so these rows were never detectably memorised; ")
-    if "power_min_forget_rows" in metrics:
-        size = int(metrics["power_min_forget_rows"])
-        return head + (f"at this per-row effect (AUC gap {effect:+.3f}) a request of >= {size} rows would give the "
-                       f"check {100 * _phi(cfg.power_z):.0f} % power") + tail
-    if effect > cfg.max_calibrated_auc_gap:
-        return head + (f"its per-row effect (AUC gap {effect:+.3f}) is too small for {n_holdout} holdout rows at any "
-                       "request size: more holdout rows are needed as well") + tail
-    return head + (f"its per-row effect (AUC gap {effect:+.3f}) is not above the criterion's floor "
-                   f"({cfg.max_calibrated_auc_gap:g}), so no request size gives power: the model does not memorise "
-                   "single rows at this scale") + tail
 
 
 def holdout_percentiles(col: Callable[[str, str, str], np.ndarray], model: str) -> np.ndarray:
