@@ -267,6 +267,9 @@ def _heldout_spearman(method: str, predictor: Any, adapter: Any, model: Any, poo
 def _predictor_figures(predictor: Any, stats: dict[str, Any], n: int) -> dict[str, float]:
     """Validation Spearman of a learned predictor and the share of the all-oracle cost its round saved."""
     figures = {"val_spearman": float(predictor.val_spearman)}
+    split_half = float(stats.get("oracle_split_half_spearman", float("nan")))
+    if math.isfinite(split_half):  # the oracle's own test-retest agreement: a ceiling for the predictor's Spearman
+        figures["oracle_split_half_spearman"] = split_half
     per_example = stats.get("oracle_s_per_example")
     if per_example:
         spent = sum(float(stats.get(k, 0.0)) for k in ("embed_s", "oracle_s", "predictor_s"))
