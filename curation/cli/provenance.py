@@ -28,11 +28,14 @@ def provenance_group() -> None:
 @click.option("--null-model", "null_models", multiple=True,
               help="Model independent of our run (checkpoint, models:/ URI or folder of checkpoints; repeatable, "
                    "at least 2): calibrates each suspect's rho for this order and reference.")
+@click.option("--ensemble-reference/--single-reference", default=True, show_default=True,
+              help="With a null bank: the reference loss is the mean over the suspect, the reference and the bank, "
+                   "and the reference joins the bank (the stage's default); --single-reference: the reference alone.")
 @click.option("--permutations", type=click.IntRange(min=1), default=999, show_default=True, help="Permutations for the exact p-value.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the results table here (Parquet).")
 def query_cmd(train_path: str, run_dir: str, reference: str, suspects: tuple[str, ...], null_models: tuple[str, ...],
-              permutations: int, out_path: str | None) -> None:
+              ensemble_reference: bool, permutations: int, out_path: str | None) -> None:
     """Test whether each SUSPECT model derives from our run: Spearman rho between training position and
     (suspect loss - reference loss), with scipy's one-sided p-value and an exact permutation p-value.
 
@@ -56,13 +59,15 @@ def query_cmd(train_path: str, run_dir: str, reference: str, suspects: tuple[str
 
     positions = check_positions(read_positions(run_dir), where=f"{run_dir}/{POSITIONS}")
     train = read_table(train_path, columns=["example_id", "text"])
-    table = summary_frame(query_suspects(train, positions, reference, list(suspects), null_models=null_models,
-                                         n_permutations=permutations))
-    for row in table.iter_rows(named=True):
+    results = query_suspects(train, positions, reference, list(suspects), null_models=null_models,
+                             ensemble_reference=ensemble_reference and bool(null_models), n_permutations=permutations)
+    table = summary_frame(results)
+    for result, row in zip(results, table.iter_rows(named=True), strict=True):
         bank = (f"  null_z={row['null_z']:+.2f}  null_p_t={row['null_p_t']:.3g}  null_p_rank={row['null_p_rank']:.3g}"
                 f" ({row['n_null_models']} null models)") if "null_z" in row else ""
         click.echo(f"{row['suspect']}: rho={row['statistic']:+.4f}  p={row['p_value']:.3g}  "
                    f"p_perm={row['p_permutation']:.3g}  n={row['n']}{bank}")
+        click.echo(f"  {result.verdict.statement}")
     if out_path:
         write_parquet(table, out_path)
 

@@ -104,10 +104,19 @@ def test_stage_examines_the_version_a_webhook_job_names(project: Path, monkeypat
 def test_cli_provenance_and_membership(project: Path) -> None:
     res = CliRunner().invoke(cli, ["provenance", "query", "--train", "train.parquet", "--run", "run", "--reference",
                                    "reference.safetensors", "--suspect", "ours.safetensors", "--permutations", "19",
-                                   "--null-model", "nulls", "--null-model", "other.safetensors", "--out", "prov.parquet"])
+                                   "--null-model", "nulls", "--null-model", "other.safetensors", "--out", "prov.parquet",
+                                   "--single-reference"])
     assert res.exit_code == 0, res.output
     assert "ours.safetensors: rho=" in res.output and "null_p_t=" in res.output and "(4 null models)" in res.output
     assert pl.read_parquet("prov.parquet")["n"][0] == 120 and pl.read_parquet("prov.parquet")["n_null_models"][0] == 4
+    single = pl.read_parquet("prov.parquet")["statistic"][0]
+    # default: the stage's ensemble reference (the reference joins the bank) and a verdict line per suspect
+    res = CliRunner().invoke(cli, ["provenance", "query", "--train", "train.parquet", "--run", "run", "--reference",
+                                   "reference.safetensors", "--suspect", "ours.safetensors", "--permutations", "19",
+                                   "--null-model", "nulls", "--null-model", "other.safetensors", "--out", "prov.parquet"])
+    assert res.exit_code == 0, res.output
+    assert "(5 null models)" in res.output and pl.read_parquet("prov.parquet")["statistic"][0] != single
+    assert any(v in res.output for v in ("derived from our run", "evidence of derivation", "not shown")), res.output
     for bank, message in ((["other.safetensors"], "a null bank needs at least 2 models, got 1 (other.safetensors)"),
                           (["empty"], "empty: folder holds no .safetensors checkpoint"),
                           (["nulls", "ours.safetensors"], "ours.safetensors is both a suspect and in the null bank")):
