@@ -8,8 +8,8 @@ from pathlib import Path
 
 from curation.config.stages import RefreshPredictorConfig
 from curation.io import read_table
+from curation.selection.report import log_selection_artifacts, write_selection_report
 from curation.selection.run_targeted import run_targeted_selection
-from curation.selection.targeted.report import write_targeted_report
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 
@@ -27,14 +27,11 @@ def main(cfg: RefreshPredictorConfig) -> None:
         headline = {k: result.manifest[k] for k in ("rows_in", "kept")} | result.figures
         rec.log_metrics(headline)
         rec.log_dataset(kept, name="selected", source=str(out / "filtered.parquet"), context="output")
-        report = write_targeted_report(f"Predictor refresh: {cfg.method}",
+        report = write_selection_report(f"Predictor refresh: {cfg.method}",
                                        f"retrained on oracle labels from {cfg.checkpoints}; held-out Spearman "
                                        f"{result.figures['heldout_spearman']:.3f}", result.manifest,
                                        result.selection, kept, headline, report_dir)
-        rec.log_artifact(report)
-        rec.log_artifact(report_dir / "plots", "plots")
-        for name in ("manifest.json", "selection.parquet", "not_selected_issues.parquet", "summary.parquet"):
-            rec.log_artifact(out / name, "selection")
+        log_selection_artifacts(rec, report, out)
 
 
 def run() -> None:

@@ -6,11 +6,9 @@ run as its input and output datasets, with a report of the selection."""
 import hashlib
 from pathlib import Path
 
-import polars as pl
-
 from curation.config.stages import SelectDataConfig
 from curation.io import read_table
-from curation.reports import HTMLReport, histogram
+from curation.selection.report import log_selection_artifacts, write_selection_report
 from curation.selection.run import run_selection
 from curation.selection.text_shards import source_files
 from curation.stages._stage import run_stage
@@ -36,21 +34,9 @@ def main(cfg: SelectDataConfig) -> None:
         headline = {k: manifest[k] for k in ("rows_in", "kept", "dropped")}
         headline.update({k: manifest[k] for k in ("kl_reduction",) if k in manifest})
         rec.log_metrics(headline)
-        report = HTMLReport(f"Data selection: {cfg.scorer}", subtitle=f"{cfg.pool} towards {cfg.target}")
-        report.key_values({**headline, "budget": manifest["budget"], "dropped by reason":
-                           manifest["dropped_by_reason"], "source digest": manifest["source_digest"]})
-        for name, rows in (("kept", selection.filter("keep")), ("not kept", selection.filter(~pl.col("keep")))):
-            if rows.height:
-                report.image(histogram(rows["score"], report_dir / "plots" / f"score_{name.replace(' ', '_')}.png",
-                                       title=f"selection score, {name}", xlabel="score"), caption=name)
-        report.heading("Highest-ranked kept rows").table(
-            selection.filter("keep").sort("rank").head(20).join(kept, on="example_id", how="left"))
-        report.write(report_dir / "report.html")
-        rec.log_artifact(report_dir / "report.html")
-        if (report_dir / "plots").is_dir():
-            rec.log_artifact(report_dir / "plots", "plots")
-        for name in ("manifest.json", "selection.parquet", "not_selected_issues.parquet", "summary.parquet"):
-            rec.log_artifact(out / name, "selection")
+        report = write_selection_report(f"Data selection: {cfg.scorer}", f"{cfg.pool} towards {cfg.target}",
+                                        manifest, selection, kept, headline, report_dir)
+        log_selection_artifacts(rec, report, out)
 
 
 def run() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from curation.config.stages import SelectTargetedConfig
 from curation.io import read_table
+from curation.selection.report import log_selection_artifacts, write_selection_report
 from curation.selection.run_targeted import read_targets, run_targeted_selection
-from curation.selection.targeted.report import write_targeted_report
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 
@@ -30,13 +30,10 @@ def main(cfg: SelectTargetedConfig) -> None:
         rec.log_dataset(kept, name="selected", source=str(out / "filtered.parquet"), context="output")
         headline = {k: manifest[k] for k in ("rows_in", "kept", "dropped")} | result.figures
         rec.log_metrics(headline)
-        report = write_targeted_report(f"Targeted data selection: {cfg.method}",
+        report = write_selection_report(f"Targeted data selection: {cfg.method}",
                                        f"{cfg.pool} for the {cfg.task_column} tasks of {cfg.targets}, model "
                                        f"{cfg.checkpoints}", manifest, result.selection, kept, headline, report_dir)
-        rec.log_artifact(report)
-        rec.log_artifact(report_dir / "plots", "plots")
-        for name in ("manifest.json", "selection.parquet", "not_selected_issues.parquet", "summary.parquet"):
-            rec.log_artifact(out / name, "selection")
+        log_selection_artifacts(rec, report, out)
 
 
 def run() -> None:

@@ -19,23 +19,10 @@ import polars as pl
 import torch
 from scipy.stats import spearmanr
 from torch import nn
-from torch.func import functional_call
 
 from curation.errors import DataContractError
-from curation.gradients.per_example import per_example_gradients, tracked_parameters
+from curation.gradients.per_example import SubstitutedModule, per_example_gradients, tracked_parameters
 from curation.models.base import ModelAdapter
-
-
-class _Stepped(nn.Module):
-    """``model`` called with some parameters replaced (the probe's stepped copy, without copying the model)."""
-
-    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        object.__setattr__(self, "inner", model)
-        object.__setattr__(self, "params", params)
-
-    def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.inner, self.params, args, kwargs)
 
 
 def probe_loss_changes(adapter: ModelAdapter, model: nn.Module, candidates: pl.DataFrame, reference: pl.DataFrame,
@@ -61,7 +48,7 @@ def probe_loss_changes(adapter: ModelAdapter, model: nn.Module, candidates: pl.D
                 stepped[name] = p - lr * g[offset:offset + p.numel()].view_as(p)
                 offset += p.numel()
             with torch.no_grad():
-                changes[start + i] = (adapter.example_losses(_Stepped(model, stepped), ref).double() - base).numpy()
+                changes[start + i] = (adapter.example_losses(SubstitutedModule(model, stepped), ref).double() - base).numpy()
     return changes
 
 

@@ -1,0 +1,42 @@
+"""The HTML report of a selection run and its MLflow artifacts, shared by the ``select_data``, ``select_targeted``
+and ``refresh_predictor`` stages: headline figures, the budget, score histograms of kept and not-kept rows and the
+highest-ranked kept rows with their text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from curation.reports import HTMLReport, histogram
+
+if TYPE_CHECKING:
+    from curation.tracking import RunRecorder
+
+SELECTION_FILES = ("manifest.json", "selection.parquet", "not_selected_issues.parquet", "summary.parquet")
+
+
+def write_selection_report(title: str, subtitle: str, manifest: dict[str, Any], selection: pl.DataFrame,
+                           kept: pl.DataFrame, headline: dict[str, float], report_dir: str | Path) -> Path:
+    """Write ``report_dir/report.html`` (plots under ``report_dir/plots``) and return its path."""
+    report_dir = Path(report_dir)
+    report = HTMLReport(title, subtitle=subtitle)
+    report.key_values({**headline, "budget": manifest["budget"], "method options": manifest["scorer"]["options"],
+                       "dropped by reason": manifest["dropped_by_reason"], "source digest": manifest["source_digest"]})
+    for name, rows in (("kept", selection.filter("keep")), ("not kept", selection.filter(~pl.col("keep")))):
+        if rows.height:
+            report.image(histogram(rows["score"], report_dir / "plots" / f"score_{name.replace(' ', '_')}.png",
+                                   title=f"selection score, {name}", xlabel="score"), caption=name)
+    report.heading("Highest-ranked kept rows").table(
+        selection.filter("keep").sort("rank").head(20).join(kept, on="example_id", how="left"))
+    return report.write(report_dir / "report.html")
+
+
+def log_selection_artifacts(rec: RunRecorder, report: Path, out_dir: Path) -> None:
+    """The report, its plots and the selection outputs (``SELECTION_FILES``) as the run's artifacts."""
+    rec.log_artifact(report)
+    if (report.parent / "plots").is_dir():
+        rec.log_artifact(report.parent / "plots", "plots")
+    for name in SELECTION_FILES:
+        rec.log_artifact(out_dir / name, "selection")
