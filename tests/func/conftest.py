@@ -25,6 +25,7 @@ FAST_PARAMS = {
     ("test_provenance", "observe", "simulate_derivation", "rows"): 16,
     ("select_targeted", "targets_per_task"): 2,
     ("refresh_predictor", "holdout"): 12,
+    ("refresh_predictor", "targets_per_task"): 2,
     ("refresh_predictor", "options", "features"): "text",  # no pool-wide gradient pass: the stage's plumbing only
 }
 
