@@ -27,11 +27,20 @@ def main(cfg: RefreshPredictorConfig) -> None:
         headline = {k: result.manifest[k] for k in ("rows_in", "kept")} | result.figures
         rec.log_metrics(headline)
         rec.log_dataset(kept, name="selected", source=str(out / "filtered.parquet"), context="output")
-        report = write_selection_report(f"Predictor refresh: {cfg.method}",
-                                       f"retrained on oracle labels from {cfg.checkpoints}; held-out Spearman "
-                                       f"{result.figures['heldout_spearman']:.3f}", result.manifest,
-                                       result.selection, kept, headline, report_dir)
+        report = write_selection_report(f"Predictor refresh: {cfg.method}", _subtitle(cfg, result.figures),
+                                        result.manifest, result.selection, kept, headline, report_dir)
         log_selection_artifacts(rec, report, out)
+
+
+def _subtitle(cfg: RefreshPredictorConfig, figures: dict[str, float]) -> str:
+    """What the round did, and a plain warning when the predictor cost more than labelling every row would."""
+    text = (f"retrained on oracle labels from {cfg.checkpoints}; held-out Spearman "
+            f"{figures['heldout_spearman']:.3f}")
+    if figures.get("cost_saved", 0.0) < 0:
+        text += (f". This round cost more than the oracle on every row would ({figures['round_s']:.0f} s against "
+                 f"{figures['all_oracle_s']:.0f} s): at this pool and reference size, label every row with the "
+                 "oracle instead")
+    return text
 
 
 def run() -> None:

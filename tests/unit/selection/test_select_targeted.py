@@ -186,3 +186,14 @@ def test_the_command_lists_every_targeted_method() -> None:
     from curation.selection import run_targeted
 
     assert METHODS == tuple(run_targeted.METHODS) and FEATURE_SCORERS == run_targeted.FEATURE_SCORERS
+
+
+def test_refresh_report_says_when_a_round_cost_more_than_the_oracle() -> None:
+    from curation.config.stages import RefreshPredictorConfig
+    from curation.stages.refresh_predictor import _subtitle
+
+    cfg = RefreshPredictorConfig()
+    dearer = _subtitle(cfg, {"heldout_spearman": 0.57, "cost_saved": -0.14, "round_s": 90.0, "all_oracle_s": 79.0})
+    assert "cost more than the oracle on every row would (90 s against 79 s)" in dearer
+    assert "cost more" not in _subtitle(cfg, {"heldout_spearman": 0.66, "cost_saved": 0.75, "round_s": 63.0,
+                                               "all_oracle_s": 256.0})
