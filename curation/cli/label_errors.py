@@ -118,7 +118,7 @@ def _cross_fitted(path: str, adapter_name: str, model_options: tuple[str, ...], 
     if len(lrs) > 1:
         raise ConfigError("--lr: cross-fitting trains with one learning rate")
     frame = read_table(path)
-    model = build_adapter(adapter_name, parse_overrides(model_options), frame, source=path)
+    model = build_adapter(adapter_name, parse_overrides(model_options, "--model-option"), frame, source=path)
     frame = check_examples(frame, path, what="training", adapter=model)
     cfg = CrossFitConfig(folds=folds, seed=seed)
     cfg = replace(cfg, train=replace(cfg.train, **{k: v for k, v in (("learning_rate", lrs[0] if lrs else None),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 
-def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    """``KEY=VALUE`` flag values as a flat mapping of strings; a malformed one is an error naming ``option``."""
     from curation.errors import ConfigError
 
     out: dict[str, str] = {}
@@ -15,6 +16,16 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
             raise ConfigError(f"{option}: expected KEY=VALUE, got {value!r}")
         out[key] = rest
     return out
+
+
+def parse_quotas(values: tuple[str, ...]) -> dict[str, float]:
+    """``--quota GROUP=SHARE`` values as group -> share (shared by ``curate select`` and ``select-targeted``)."""
+    from curation.errors import ConfigError
+
+    try:
+        return {k: float(v) for k, v in parse_pairs(values, "--quota").items()}
+    except ValueError as exc:
+        raise ConfigError(f"--quota: share must be a number ({exc})") from None
 
 
 @click.command("select")
@@ -60,23 +71,19 @@ def select_cmd(pool: str, target: str, target_filter: tuple[str, ...], method: s
     import yaml
 
     from curation.config import load
-    from curation.errors import ConfigError
     from curation.selection.run import run_selection
     from curation.selection.selector import SelectorConfig
 
-    scorer_options = {k: yaml.safe_load(v) for k, v in _pairs(options, "--option").items()}
+    scorer_options = {k: yaml.safe_load(v) for k, v in parse_pairs(options, "--option").items()}
     if text_column != "text":
         scorer_options.setdefault("text_column", text_column)
-    try:
-        shares = {k: float(v) for k, v in _pairs(quotas, "--quota").items()}
-    except ValueError as exc:
-        raise ConfigError(f"--quota: share must be a number ({exc})") from None
+    shares = parse_quotas(quotas)
     selector = load(SelectorConfig, {"budget": budget, "value": value, "method": "topk" if topk else "gumbel",
                                      "seed": seed, "group_column": group_column, "quotas": shares,
                                      "dedup": not no_dedup, "text_column": text_column,
                                      "token_column": token_column}, where="curate select")
     result = run_selection(pool, target, out_dir, scorer={"name": method, "options": scorer_options},
-                           selector=selector, target_filter=_pairs(target_filter, "--target-filter"),
+                           selector=selector, target_filter=parse_pairs(target_filter, "--target-filter"),
                            kl_reduction=not no_kl)
     m = result.manifest
     kl = f", KL reduction {m['kl_reduction']:.4f}" if "kl_reduction" in m else ""

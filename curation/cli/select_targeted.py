@@ -76,27 +76,22 @@ def select_targeted_cmd(pool: str, targets: str | None, task_column: str, target
           --pool data/corpus/train.parquet --targets data/corpus/val.parquet --task-column domain \\
           --value 0.1 --out balanced
     """
-    from curation.cli.select import _pairs
+    from curation.cli.select import parse_quotas
     from curation.config import load
-    from curation.errors import ConfigError
     from curation.gradients.cli_support import parse_overrides, plain_checkpoints
     from curation.selection.run_targeted import run_targeted_selection
     from curation.selection.selector import SelectorConfig
 
-    try:
-        shares = {k: float(v) for k, v in _pairs(quotas, "--quota").items()}
-    except ValueError as exc:
-        raise ConfigError(f"--quota: share must be a number ({exc})") from None
+    shares = parse_quotas(quotas)
     selector = load(SelectorConfig, {"budget": budget, "value": value, "method": "gumbel" if gumbel else "topk",
                                      "seed": seed, "group_column": group_column, "quotas": shares,
                                      "dedup": not no_dedup}, where="curate select-targeted")
-    _pairs(options, "--option"), _pairs(feature_options, "--feature-option")  # one-line errors naming the flag
     result = run_targeted_selection(
-        pool, out_dir, method=method, options=parse_overrides(options), selector=selector, checkpoints=checkpoints,
-        plain=plain_checkpoints(adapter, model_options, lrs), targets=targets, task_column=task_column,
-        targets_per_task=targets_per_task,
-        features_from={"name": features_from, "options": parse_overrides(feature_options)}, holdout=holdout,
-        show_progress=True)
+        pool, out_dir, method=method, options=parse_overrides(options, "--option"), selector=selector,
+        checkpoints=checkpoints, plain=plain_checkpoints(adapter, model_options, lrs), targets=targets,
+        task_column=task_column, targets_per_task=targets_per_task,
+        features_from={"name": features_from, "options": parse_overrides(feature_options, "--feature-option")},
+        holdout=holdout, show_progress=True)
     m = result.manifest
     figures = "".join(f", {k} {v:.4g}" for k, v in result.figures.items() if k in ("val_spearman", "heldout_spearman", "cost_saved"))
     click.echo(f"{m['rows_in']} rows: kept {m['kept']}, dropped {m['dropped']} "

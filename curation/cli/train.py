@@ -53,11 +53,11 @@ def train_cmd(table: str, model_name: str | None, model_options: tuple[str, ...]
     if name == "lightgbm":  # boosted trees: LightGBM text model + table encoding, for boostin/trex/leaf_influence
         from curation.gbdt.train import train_tree_model
 
-        tree = train_tree_model(table, out_dir, options=parse_overrides(model_options))
+        tree = train_tree_model(table, out_dir, options=parse_overrides(model_options, "--model-option"))
         click.echo(f"lightgbm: {tree['rows']} rows, {tree['trees']} trees, train log-loss {tree['train_loss']:.4f} "
                    f"-> {out_dir}/model.txt")
         return
-    adapter = build_adapter(name, parse_overrides(model_options), frame, source=table)
+    adapter = build_adapter(name, parse_overrides(model_options, "--model-option"), frame, source=table)
     frame = check_examples(frame, table, what="training", adapter=adapter)
     val = read_examples(val_path, what="validation", adapter=adapter) if val_path else None
     given = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size,

@@ -18,13 +18,14 @@ from curation.models.references import PlainCheckpoints
 from curation.plugins import get_plugin
 
 
-def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["a.b=1", "c=x"]`` -> nested mapping, values parsed as YAML scalars/lists."""
+def parse_overrides(pairs: Sequence[str], option: str = "--set") -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> nested mapping, values parsed as YAML scalars/lists; errors name ``option``, the
+    command-line flag the pairs came from."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE")
+            raise ConfigError(f"{option} {pair!r}: expected KEY=VALUE")
         node = out
         *parents, leaf = key.split(".")
         for part in parents:
@@ -78,7 +79,7 @@ def plain_checkpoints(adapter: str | None, options: Sequence[str], lrs: Sequence
         if options or lrs:
             raise ConfigError("--model-option and --lr describe plain checkpoints and need --adapter")
         return None
-    return PlainCheckpoints(adapter=adapter, model_options=parse_overrides(options),
+    return PlainCheckpoints(adapter=adapter, model_options=parse_overrides(options, "--model-option"),
                             learning_rates=tuple(lrs) if lrs else (1.0,))
 
 
