@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from benchmarks.influence.lds_digits import LDSSetup, Problem, build_problem, cached_outcomes
-from benchmarks.influence.sgd_ground_truth import sgd_config, sgd_outcomes
-from benchmarks.influence.tracin_vs_peer_lds import GT_SEEDS, lds_all
+from benchmarks.influence.lds_digits import LDSSetup, Problem, build_problem
+from benchmarks.influence.sgd_ground_truth import sgd_config
+from benchmarks.influence.tracin_vs_peer_lds import ground_truths, lds_all
 from curation.attribution.evaluation import random_subsets
 from curation.io import write_json
 from curation.training.loop import learning_rate_at, training_order
@@ -77,9 +77,7 @@ def main() -> None:
     setup = LDSSetup()
     problem = build_problem(setup)
     masks = random_subsets(problem.train.height, setup.n_subsets, seed=setup.seed)
-    per_seed, _ = sgd_outcomes(problem, masks, GT_SEEDS, Path(args.sgd_cache))
-    truths = {"lbfgs": cached_outcomes(problem, masks, Path(args.lbfgs_cache))[0], "sgd": per_seed.mean(0),
-              "sgd_seed0": per_seed[0]}
+    truths, _ = ground_truths(problem, masks, Path(args.lbfgs_cache), Path(args.sgd_cache))
     rows = {f"ideal TracIn, seed-0 SGD run, {k}": {"lds": lds_all(truths, masks, v)}
             for k, v in ideal_tracin(problem).items()}
     write_json({"setup": setup.__dict__ | {"retrain_seeds": list(setup.retrain_seeds)}, "lds": rows,
