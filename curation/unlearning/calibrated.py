@@ -14,9 +14,10 @@ itself an exact retrain (every model in the comparison then treats forget and ho
 
 Null spread: the Mann-Whitney standard error of an AUC of 0.5 at the pool sizes, ``se = sqrt((n_f + n_h + 1) /
 (12 n_f n_h))``, covers row sampling only; the candidate's and the calibration mean's own training noise add a
-model-to-model part, modelled as ``se_cal = se * sqrt(1 + 1/K)``. Measured on the demo's digits MLP (100 forget,
-360 holdout rows, 30 exact-retrain candidates each calibrated by K other retrains): null AUC sd / se = 1.22
-(K = 1), 1.22 (K = 2), 1.10 (K = 3), 1.10 (K = 5) against the model's 1.41, 1.22, 1.15, 1.10.
+model-to-model part, modelled as ``se_cal = se * sqrt(1 + 1/K)``. Measured on the demo's digits MLP
+(``benchmarks/unlearning/calibrated_null.py``: 100 forget, 360 holdout rows, 36 exact-retrain candidates each
+calibrated by K other retrains): null AUC rms deviation / se = 1.19 (K = 1), 1.20 (K = 2), 1.08 (K = 3), 1.08
+(K = 5) against the model's 1.41, 1.22, 1.15, 1.10.
 """
 
 from __future__ import annotations
