@@ -396,6 +396,12 @@ CASES = [
     Case("verify_unlearning_unknown_config_key", r"thresholds.yaml: unknown key 'auc_margn'",
          verify("--config", "{w}/thresholds.yaml"), setup=_text("thresholds.yaml", "auc_margn: 0.1\n"),
          outputs=("verify/verdict.json",)),
+    Case("verify_unlearning_calibration_of_another_shape",
+         r"wrong_shapes.safetensors: tensor '0.(weight|bias)' has shape",
+         verify("--calibration", "{w}/wrong_shapes.safetensors"), outputs=("verify/verdict.json",)),
+    Case("verify_unlearning_calibration_of_another_model",
+         r"five_features.safetensors: model \(mlp\) does not match .*model.safetensors \(mlp\); same architecture",
+         verify("--calibration", "{w}/five_features.safetensors"), outputs=("verify/verdict.json",)),
     Case("verify_unlearning_missing_holdout", r"absent.parquet: file not found", verify(holdout="absent.parquet"),
          outputs=("verify/verdict.json",)),
     # the other commands
