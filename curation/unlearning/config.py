@@ -43,7 +43,8 @@ class UnlearnRetrainConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class UnlearnStageConfig:
-    """Approximate unlearning of a trained model with an operator (gradient ascent / difference, IAU)."""
+    """Approximate unlearning of a trained model with an operator (gradient ascent / difference, IAU, fine-tuning on
+    the retain rows)."""
 
     train_data: str = field(default="data/digits/train.parquet", metadata={"help": "training table"})
     request: str = field(default="data/forget/request.parquet", metadata={"help": "forget request (example_id)"})
