@@ -150,7 +150,7 @@ def model_embeddings(adapter: ByteGPTAdapter, model: torch.nn.Module, frame: pl.
 
 
 def bm25_scores(pool: pl.DataFrame, targets: pl.DataFrame) -> TargetedScores:
-    """BM25 of every pool row for every target (the project's bm25s baseline), each query scaled to max 1."""
+    """BM25 of every pool row for every target (the project's BM25 baseline), each query scaled to max 1."""
     from curation.selection.bm25 import BM25Config, bm25_relevance
 
     rel = bm25_relevance(pool["text"].to_list(), targets["text"].to_list(), BM25Config()).T

@@ -6,9 +6,9 @@ shared tokens). For the top-k lists of every query this module measures, with pu
 
 - agreement between the influence methods that were run (Spearman rank correlation over all training rows,
   and top-k overlap ``|top_k(a) & top_k(b)| / k``, whose chance level is ``k / n_train``);
-- agreement of each method with three cheap baselines: BM25 over word tokens, TF-IDF cosine (the project's
-  character n-gram representation, as the TF-IDF pre-filter) and raw gradient cosine (final checkpoint, no
-  learning-rate weighting, no training trajectory);
+- agreement of each method with three cheap baselines: BM25 over word tokens (``curation.text.bm25``, every
+  ``\\w+`` run, no stop words), TF-IDF cosine (the project's character n-gram representation, as the TF-IDF
+  pre-filter) and raw gradient cosine (final checkpoint, no learning-rate weighting, no training trajectory);
 - where train and query rows carry a ``domain``, a ground-truth proxy: the share of each ranking's top-k with the
   query's domain, and whether an influence method beats the best text baseline on it, paired over queries;
 
@@ -18,60 +18,20 @@ and turns them into plain-language verdicts, e.g. that a method's lists are most
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 import polars as pl
-from scipy import sparse
 from scipy.stats import rankdata
 
 from curation.attribution.tfidf import char_tfidf_vectorizer
+from curation.text.bm25 import WORDS, bm25_scores
 
 TEXT_BASELINES = ("bm25", "tfidf")
 BASELINES = (*TEXT_BASELINES, "gradient_cosine")
 SAME_LISTS = 0.5  # top-k overlap above which a method's lists are "mostly" a baseline's
-WORD = re.compile(r"\w+")
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens (``\\w+``): the BM25 tokenization."""
-    return WORD.findall(text.lower())
-
-
-def bm25_matrix(train_texts: Sequence[str], query_texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75
-                ) -> np.ndarray:
-    """``[n_train, n_query]`` Okapi BM25 of each training text for each query (the query's distinct words).
-
-    ``idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))`` (never negative), term part
-    ``tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl))``, with ``|d|`` the word count of the training text.
-    """
-    docs = [words(t or "") for t in train_texts]
-    vocab: dict[str, int] = {}
-    rows, cols = [], []
-    for i, doc in enumerate(docs):
-        for w in doc:
-            rows.append(i)
-            cols.append(vocab.setdefault(w, len(vocab)))
-    n = len(docs)
-    tf = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, max(len(vocab), 1)))
-    tf.sum_duplicates()  # counts; sparse, so a large vocabulary costs only its non-zeros
-    df = np.bincount(tf.indices, minlength=tf.shape[1])
-    idf = np.log1p((n - df + 0.5) / (df + 0.5))
-    lengths = np.asarray(tf.sum(axis=1)).ravel()
-    norm = 1 - b + b * lengths / max(float(lengths.mean()), 1e-12)
-    weighted = tf.copy()
-    row_of = np.repeat(np.arange(n), np.diff(tf.indptr))
-    weighted.data = tf.data * (k1 + 1) / (tf.data + k1 * norm[row_of]) * idf[tf.indices]
-    weighted = weighted.tocsc()
-    out = np.zeros((n, len(query_texts)))
-    for j, query in enumerate(query_texts):
-        columns = sorted({vocab[w] for w in words(query or "") if w in vocab})
-        if columns:
-            out[:, j] = np.asarray(weighted[:, columns].sum(axis=1)).ravel()
-    return out
 
 
 def tfidf_cosine(train_texts: Sequence[str], query_texts: Sequence[str]) -> np.ndarray:
@@ -228,7 +188,7 @@ def baseline_matrices(train_texts: Sequence[str] | None, query_texts: Sequence[s
     """The baselines that the inputs allow: BM25 and TF-IDF cosine from texts, gradient cosine from gradients."""
     out: dict[str, np.ndarray] = {}
     if train_texts is not None and query_texts is not None:
-        out["bm25"] = bm25_matrix(train_texts, query_texts)
+        out["bm25"] = bm25_scores(train_texts, query_texts, pattern=WORDS)
         out["tfidf"] = tfidf_cosine(train_texts, query_texts)
     if train_grads is not None and query_grads is not None:
         out["gradient_cosine"] = gradient_cosine(train_grads, query_grads)

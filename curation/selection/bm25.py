@@ -1,26 +1,25 @@
-"""BM25 target relevance (``bm25s``), the lexical-retrieval baseline for target-directed selection.
+"""BM25 target relevance, the lexical-retrieval baseline for target-directed selection.
 
-The pool is indexed with Okapi BM25 (bm25s' Lucene variant: ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``, term
-part ``tf / (tf + k1 (1 - b + b |d| / avgdl))``, words of 2+ characters); each of up to ``n_queries`` target
-examples is one query of its distinct word tokens (English stop words removed). A pool row's selection score is the
-mean of its ``top_k`` largest BM25 scores over the queries (the same aggregate as BETR's similarity: a row that
-matches a few targets well beats one that matches all weakly); ``off_target_score`` is minus that mean.
-
-Needs the optional ``bm25s`` package (extra ``selection``).
+The pool is indexed with the project's Okapi BM25 (``curation.text.bm25``: Lucene variant, the scores of bm25s'
+``method="lucene"``, words of 2+ characters); each of up to ``n_queries`` target examples is one query of its
+distinct word tokens (Lucene's English stop words removed unless ``stopwords`` is empty). A pool row's selection
+score is the mean of its ``top_k`` largest BM25 scores over the queries (the same aggregate as BETR's similarity: a
+row that matches a few targets well beats one that matches all weakly); ``off_target_score`` is minus that mean.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import ClassVar
 
 import numpy as np
 import polars as pl
 
-from curation.errors import CurationError
 from curation.selection.target_scores import ISSUE, SelectionScores, check_text_tables, selection_scores
+from curation.text.bm25 import ENGLISH_STOP_WORDS, bm25_scores
+
+STOPWORD_LISTS = {"en": ENGLISH_STOP_WORDS, "": frozenset()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,7 +30,7 @@ class BM25Config:
     b: float = field(default=0.75, metadata={"help": "document-length normalisation"})
     n_queries: int = field(default=256, metadata={"help": "at most this many target rows are queries (seeded)"})
     top_k: int = field(default=10, metadata={"help": "score = mean of a row's k largest BM25 scores over queries"})
-    stopwords: str = field(default="en", metadata={"help": "bm25s stop-word list ('en') or empty for none"})
+    stopwords: str = field(default="en", metadata={"help": "'en' (Lucene's English stop words) or empty for none"})
     keep_fraction: float = field(default=0.1, metadata={"help": "share of the pool not flagged off-target"})
     seed: int = field(default=0, metadata={"help": "seed of the query sample"})
 
@@ -40,32 +39,13 @@ class BM25Config:
             raise ValueError("k1 >= 0, b in [0, 1], n_queries >= 1 and top_k >= 1 are required")
         if not 0 < self.keep_fraction <= 1:
             raise ValueError("keep_fraction must lie in (0, 1]")
-
-
-def _bm25s() -> ModuleType:
-    """The optional ``bm25s`` module, or a one-line error saying how to install it."""
-    try:
-        import bm25s
-    except ImportError as exc:
-        raise CurationError("selection method 'bm25' needs the bm25s package: pip install 'curation[selection]'") \
-            from exc
-    return bm25s
+        if self.stopwords not in STOPWORD_LISTS:
+            raise ValueError(f"stopwords must be 'en' or empty, got {self.stopwords!r}")
 
 
 def bm25_relevance(pool_texts: list[str], queries: list[str], cfg: BM25Config) -> np.ndarray:
     """``[n_queries, n_pool]`` BM25 scores of every pool text for every query (distinct query tokens)."""
-    bm25s = _bm25s()
-    stopwords = cfg.stopwords or None
-    tokens = bm25s.tokenize(pool_texts, stopwords=stopwords, return_ids=False, show_progress=False)
-    retriever = bm25s.BM25(k1=cfg.k1, b=cfg.b, method="lucene")
-    retriever.index(tokens, show_progress=False)
-    query_tokens = bm25s.tokenize(queries, stopwords=stopwords, return_ids=False, show_progress=False)
-    out = np.zeros((len(queries), len(pool_texts)), dtype=np.float64)
-    for i, words in enumerate(query_tokens):
-        known = sorted({w for w in words if w in retriever.vocab_dict})
-        if known:
-            out[i] = retriever.get_scores(known)
-    return out
+    return bm25_scores(pool_texts, queries, k1=cfg.k1, b=cfg.b, stopwords=STOPWORD_LISTS[cfg.stopwords]).T
 
 
 class BM25Scorer:

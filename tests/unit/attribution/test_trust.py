@@ -1,5 +1,5 @@
-"""Estimator trust on hand-computable cases: BM25 by hand (and against bm25s when installed), cosines, Spearman
-and top-k overlap, domain purity against the best text baseline, and the plain-language verdicts."""
+"""Estimator trust on hand-computable cases: cosines, Spearman and top-k overlap, domain purity against the best
+text baseline, and the plain-language verdicts (the BM25 baseline is tested in tests/unit/text/test_bm25.py)."""
 
 from __future__ import annotations
 
@@ -12,39 +12,13 @@ import pytest
 
 from curation.attribution.trust import (
     agreement_table,
-    bm25_matrix,
     domain_hits,
     domain_purity_table,
     gradient_cosine,
     per_query_agreement,
     tfidf_cosine,
     trust_verdicts,
-    words,
 )
-
-
-def test_bm25_by_hand() -> None:
-    # N = 3, df(a) = 2 -> idf = ln(1 + 1.5 / 2.5) = ln 1.6; lengths 2, 3, 1 -> avgdl 2; k1 = 1.5, b = 0.75.
-    # doc 0: tf 1, 1 - b + b * 2/2 = 1     -> 1 * 2.5 / (1 + 1.5)        = 1
-    # doc 1: tf 2, 1 - b + b * 3/2 = 1.375 -> 2 * 2.5 / (2 + 1.5 * 1.375) = 5 / 4.0625
-    scores = bm25_matrix(["a b", "A a c", "d"], ["a", "a a", "zzz"])
-    idf = math.log(1.6)
-    np.testing.assert_allclose(scores[:, 0], [idf, idf * 5 / 4.0625, 0.0])
-    np.testing.assert_allclose(scores[:, 1], scores[:, 0])  # a query's distinct words
-    np.testing.assert_allclose(scores[:, 2], 0.0)  # no known word
-    assert words("It's a Test_1!") == ["it", "s", "a", "test_1"]
-
-
-def test_bm25_matches_bm25s_lucene_up_to_its_constant_factor() -> None:
-    """bm25s' Lucene variant omits the (k1 + 1) numerator factor; ranks and ratios are the same."""
-    bm25s = pytest.importorskip("bm25s")
-    train = ["cats chase mice daily", "dogs chase cats", "mice eat cheese cheese cheese", "birds sing"]
-    queries = ["cats mice", "cheese", "dogs birds sing"]
-    retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-    retriever.index(bm25s.tokenize(train, stopwords=None, return_ids=False, show_progress=False),
-                    show_progress=False)
-    expected = np.stack([retriever.get_scores(sorted(set(q.split()))) for q in queries], axis=1)
-    np.testing.assert_allclose(bm25_matrix(train, queries), 2.5 * expected, rtol=1e-5)
 
 
 def test_cosines() -> None:

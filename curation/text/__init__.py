@@ -1,0 +1,1 @@
+"""Text-only scoring shared by attribution and selection (no model, no gradients)."""
