@@ -155,7 +155,7 @@ def main() -> None:
                       "min": min(s[k] for s in spread), "max": max(s[k] for s in spread)} for k in truths}
     results = {"setup": setup.__dict__ | {"retrain_seeds": list(setup.retrain_seeds)},
                "checkpoints": "initialisation + 40 epoch ends of the seed-0 lds_digits SGD run",
-               "n_tensors": n_tensors, "n_terms": int(len(terms)), "reference": reference, "fitted": fitted,
+               "n_tensors": n_tensors, "n_terms": len(terms), "reference": reference, "fitted": fitted,
                "projection_gaussian512_5ckpts": projection, "target": 0.62,
                "seconds": round(time.perf_counter() - t0, 1)}
     write_json(results, Path(args.out))
