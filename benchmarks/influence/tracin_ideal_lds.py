@@ -24,10 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from benchmarks.influence.lds_digits import LDSSetup, Problem, build_problem
+from benchmarks.influence.lds_digits import Problem
 from benchmarks.influence.sgd_ground_truth import sgd_config
-from benchmarks.influence.tracin_vs_peer_lds import ground_truths, lds_all
-from curation.attribution.evaluation import random_subsets
+from benchmarks.influence.tracin_vs_peer_lds import add_cache_arguments, benchmark_inputs, lds_all
 from curation.io import write_json
 from curation.training.loop import learning_rate_at, training_order
 
@@ -69,15 +68,11 @@ def ideal_tracin(problem: Problem, seed: int = 0) -> dict[str, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/influence/results/tracin_ideal_lds.json")
-    parser.add_argument("--lbfgs-cache", default="benchmarks/influence/results/lds_digits_outcomes.npz")
-    parser.add_argument("--sgd-cache", default="benchmarks/influence/results/tracin_sgd_outcomes.npz")
+    add_cache_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    setup = LDSSetup()
-    problem = build_problem(setup)
-    masks = random_subsets(problem.train.height, setup.n_subsets, seed=setup.seed)
-    truths, _ = ground_truths(problem, masks, Path(args.lbfgs_cache), Path(args.sgd_cache))
+    setup, problem, masks, truths, _ = benchmark_inputs(args)
     rows = {f"ideal TracIn, seed-0 SGD run, {k}": {"lds": lds_all(truths, masks, v)}
             for k, v in ideal_tracin(problem).items()}
     write_json({"setup": setup.__dict__ | {"retrain_seeds": list(setup.retrain_seeds)}, "lds": rows,

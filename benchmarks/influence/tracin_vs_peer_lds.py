@@ -81,6 +81,21 @@ def ground_truths(problem: Problem, masks: np.ndarray, lbfgs_cache: Path, sgd_ca
     return truths, info
 
 
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """The two outcome caches every TracIn LDS script reads (``--lbfgs-cache``, ``--sgd-cache``)."""
+    parser.add_argument("--lbfgs-cache", default="benchmarks/influence/results/lds_digits_outcomes.npz")
+    parser.add_argument("--sgd-cache", default="benchmarks/influence/results/tracin_sgd_outcomes.npz")
+
+
+def benchmark_inputs(args: argparse.Namespace) -> tuple[LDSSetup, Problem, np.ndarray, dict, dict]:
+    """The digits LDS setup, problem, subset masks and both ground truths (with their summary) from the caches."""
+    setup = LDSSetup()
+    problem = build_problem(setup)
+    masks = random_subsets(problem.train.height, setup.n_subsets, seed=setup.seed)
+    truths, info = ground_truths(problem, masks, Path(args.lbfgs_cache), Path(args.sgd_cache))
+    return setup, problem, masks, truths, info
+
+
 def strip(rows: dict) -> dict:
     """``rows`` without their score matrices (for the JSON)."""
     return {k: ({kk: vv for kk, vv in v.items() if kk != "scores"} if isinstance(v, dict) else v)
@@ -146,15 +161,11 @@ def ours(problem: Problem, sets: dict, name: str, projection: ProjectionConfig, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/influence/results/tracin_vs_peer_lds.json")
-    parser.add_argument("--lbfgs-cache", default="benchmarks/influence/results/lds_digits_outcomes.npz")
-    parser.add_argument("--sgd-cache", default="benchmarks/influence/results/tracin_sgd_outcomes.npz")
+    add_cache_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    setup = LDSSetup()
-    problem = build_problem(setup)
-    masks = random_subsets(problem.train.height, setup.n_subsets, seed=setup.seed)
-    truths, truth_info = ground_truths(problem, masks, Path(args.lbfgs_cache), Path(args.sgd_cache))
+    setup, problem, masks, truths, truth_info = benchmark_inputs(args)
     truth_info["sgd_run_matches_train_loop_max_abs_diff"] = check_matches_train_loop(problem, masks[0], 0)
 
     trajectories = {s: sgd_run(problem, None, s, snapshots=True)[1] for s in TRAJECTORY_SEEDS}

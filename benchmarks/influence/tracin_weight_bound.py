@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from scipy.stats import rankdata
 from torch.func import functional_call, grad, vmap
 
-from benchmarks.influence.lds_digits import LDSSetup, Problem, build_problem
+from benchmarks.influence.lds_digits import Problem
 from benchmarks.influence.sgd_ground_truth import sgd_run
-from benchmarks.influence.tracin_vs_peer_lds import FIVE, ground_truths, lds_all
-from curation.attribution.evaluation import linear_datamodeling_score, random_subsets
+from benchmarks.influence.tracin_vs_peer_lds import FIVE, add_cache_arguments, benchmark_inputs, lds_all
+from curation.attribution.evaluation import linear_datamodeling_score
 from curation.gradients.projection import ProjectionConfig, Projector
 from curation.io import write_json
 from curation.progress import progress_bar
@@ -97,16 +97,12 @@ def bound(terms: np.ndarray, groups: np.ndarray, masks: np.ndarray, truth: np.nd
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/influence/results/tracin_weight_bound.json")
-    parser.add_argument("--lbfgs-cache", default="benchmarks/influence/results/lds_digits_outcomes.npz")
-    parser.add_argument("--sgd-cache", default="benchmarks/influence/results/tracin_sgd_outcomes.npz")
+    add_cache_arguments(parser)
     parser.add_argument("--projection-seeds", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    setup = LDSSetup()
-    problem = build_problem(setup)
-    masks = random_subsets(problem.train.height, setup.n_subsets, seed=setup.seed)
-    truths, _ = ground_truths(problem, masks, Path(args.lbfgs_cache), Path(args.sgd_cache))
+    setup, problem, masks, truths, _ = benchmark_inputs(args)
     truths = {k: truths[k] for k in ("lbfgs", "sgd")}
 
     snapshots = sgd_run(problem, None, 0, snapshots=True)[1]
