@@ -127,6 +127,7 @@ def observe_cmd(texts: tuple[str, ...], train_path: str, run_dir: str, methods: 
     from curation.provenance.config import ObserveConfig
     from curation.provenance.observe import observe_files
     from curation.provenance.palimpsest import check_positions
+    from curation.provenance.verdict import text_verdict
     from curation.training.outputs import POSITIONS, read_positions
 
     cfg = load(ObserveConfig, {"methods": list(methods), "span_chars": span_chars, "boundary": boundary,
@@ -144,5 +145,6 @@ def observe_cmd(texts: tuple[str, ...], train_path: str, run_dir: str, methods: 
         click.echo(f"{row['text_file']} [{row['method']}]: statistic={row['statistic']:+.4f}  "
                    f"p={row['p_value']:.3g} ({row['p_value_kind']})  p_rank={row['p_rank']:.3g}  "
                    f"n_tokens={row['n_tokens']}")
+        click.echo(f"  {text_verdict(row).statement}")
     if out_path:
         write_parquet(table, out_path)

@@ -3,7 +3,8 @@
 ``observe_texts`` runs, for every suspect text, test (a) span overlap (cheap: an n-gram index of our training
 table) and, when configured, test (b) retraining of our run's last phase on K reshuffled orders (the retrained
 models are built once and shared by all texts). Results are one polars row per (text, method) with the
-statistic, the p-value that is reported and what kind it is, the other p-values, and the amount of text used.
+statistic, the p-value that is reported and what kind it is, the other p-values, the amount of text used, and the
+plain-word verdict with the size that would make it decisive (``curation.provenance.verdict.text_verdict``).
 
 Suspect text files: ``.txt`` (the whole file is one text) or a Parquet / JSONL / CSV table with a ``text`` column
 (one sample per row) and optionally ``prompt`` (then test (b) scores only the completion, in the prompt's context).
@@ -30,10 +31,12 @@ from curation.provenance.palimpsest import (
     retrain_logliks,
     span_overlap_test,
 )
+from curation.provenance.verdict import text_verdict
 
 SCHEMA = {"text_file": pl.String, "method": pl.String, "statistic": pl.Float64, "p_value": pl.Float64,
           "p_value_kind": pl.String, "p_normal": pl.Float64, "p_t": pl.Float64, "p_rank": pl.Float64,
-          "n_tokens": pl.Int64, "n_samples": pl.Int64, "n_reshuffles": pl.Int64}
+          "n_tokens": pl.Int64, "n_samples": pl.Int64, "n_reshuffles": pl.Int64, "verdict": pl.String,
+          "p_verdict": pl.Float64, "tokens_needed": pl.Float64, "reshuffles_needed": pl.Float64}
 
 
 def read_suspect_texts(path: str | Path) -> pl.DataFrame:
@@ -122,6 +125,10 @@ def observe_texts(
         if run is None:
             raise CurationError("provenance observe: method 'retrain' needs a boundary checkpoint of our run")
         rows += retrain_rows(texts, run, cfg)
+    for row in rows:
+        v = text_verdict(row)
+        row.update(verdict=v.verdict, p_verdict=v.p_verdict, tokens_needed=v.tokens_needed,
+                   reshuffles_needed=v.reshuffles_needed)
     return pl.DataFrame(rows, schema=SCHEMA)
 
 

@@ -12,11 +12,17 @@ the observed effect into the size that would reach the decisive level:
   ``1 - F_{t, M-1}(z sqrt(M / (M + 1)))``, which falls with ``M`` towards ``1 - Phi(z)``: the smallest ``M``
   that reaches ``alpha`` (none when ``z <= z_alpha``); the bank's exact rank p-value cannot go below
   ``1 / (M + 1)``, so it needs ``M >= 1 / alpha - 1`` models.
+
+The observational tests of suspect *texts* get the same words (``text_verdict``): test (b) needs both its Student
+prediction p and its exact rank p (floor ``1 / (K + 1)`` with ``K`` reshuffles) at the level, so a small ``K``
+can never be decisive, and the statement names the reshuffles and, if ``z`` grows with the square root of the
+amount of suspect text, the tokens that would be; test (a) needs its scipy and its permutation p.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scipy import stats
@@ -106,3 +112,49 @@ def query_verdict(rho: float, p_value: float, n: int, *, null_z: float | None = 
             parts.append(f"the bank's z = {null_z:.2f} is below {stats.norm.isf(alpha):.2f}: no bank size makes it "
                          "decisive; more examples (a larger z) come first")
     return Verdict(code, float(p_verdict), float(n_need), float(m_need), "; ".join(parts) + ".")
+
+
+@dataclass(frozen=True)
+class TextVerdict:
+    """One observational test's verdict on a suspect text, and the size that would make it decisive."""
+
+    code: int  # the keys of ``VERDICTS``
+    p_verdict: float  # the largest of the p-values the verdict requires
+    tokens_needed: float  # suspect-text tokens for z to reach the decisive level (test (b); inf: unreachable)
+    reshuffles_needed: float  # reshuffles for the exact rank p to reach it (test (b); nan for test (a))
+    statement: str
+
+    @property
+    def verdict(self) -> str:
+        return VERDICTS[self.code]
+
+
+def text_verdict(row: Mapping, alpha: float = DECISIVE) -> TextVerdict:
+    """Verdict of one row of ``curation.provenance.observe`` (``method`` overlap or retrain)."""
+    if row["method"] == "overlap":
+        p = max(row["p_value"], row["p_rank"])
+        code = 2 if p <= alpha else 1 if p <= EVIDENCE else 0
+        head = f"{VERDICTS[code]}: p = {p:.2g} (the larger of the scipy and the permutation p)"
+        if row["statistic"] == 0 and row["p_value"] == 1:
+            head = (f"{VERDICTS[0]}: no span of the text occurs in our training data; this test needs far more "
+                    f"suspect text than the {row['n_tokens']:,} bytes here (the paper uses hundreds of thousands of "
+                    "tokens)")
+        return TextVerdict(code, float(p), math.nan, math.nan, head + ".")
+    z, k, n = row["statistic"], row["n_reshuffles"], row["n_tokens"]
+    p = max(row["p_t"], row["p_rank"])
+    code = 2 if p <= alpha else 1 if p <= EVIDENCE else 0
+    k_need = float(math.ceil(1 / alpha - 1))
+    z_need = float(stats.t.isf(alpha, k_need - 1) * math.sqrt((k_need + 1) / k_need))  # Student p at K = k_need
+    tokens = math.ceil(n * (z_need / z) ** 2) if z > 0 else math.inf
+    parts = [f"{VERDICTS[code]}: p = {p:.2g} (the larger of the Student and the exact rank p)"]
+    if code < 2 and z <= 0:
+        parts.append(f"z = {z:+.2f}: the text is not more likely under our order than under reshuffled ones; no "
+                     "size of test would make it decisive")
+    elif code < 2:
+        if row["p_rank"] > alpha:
+            parts.append(f"the exact rank p cannot go below 1/(K+1) = {1 / (k + 1):.2g} with K = {k} reshuffles; "
+                         f"{alpha:g} needs K >= {k_need:,.0f}")
+        parts.append(f"at that K the Student p reaches {alpha:g} at z = {z_need:.2f}; if z = {z:.2f} is a real effect, "
+                     "growing with the square root of the amount of suspect text (under independence it does not), "
+                     f"that is about {_size(tokens)} tokens (this test: {n:,})")
+    return TextVerdict(code, float(p), float(tokens), k_need, "; ".join(parts) + ".")

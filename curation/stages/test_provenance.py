@@ -17,7 +17,7 @@ from curation.provenance.suspects import (
     slug,
     summary_frame,
 )
-from curation.provenance.verdict import DECISIVE, EVIDENCE
+from curation.provenance.verdict import DECISIVE, EVIDENCE, text_verdict
 from curation.reports import HTMLReport, line_plot
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
@@ -44,11 +44,17 @@ def _observed(report: HTMLReport, cfg: TestProvenanceConfig, observed: pl.DataFr
         f"order against {cfg.observe.n_reshuffles} reshuffles (fraction {cfg.observe.fraction}, statistic "
         f"{cfg.observe.statistic}, control {cfg.observe.control}{_simulated(cfg)}); p_value is the "
         f"'{cfg.observe.report_p}' p-value (normal = spec's 1 - Phi(z), t = Student prediction, rank = exact with "
-        "floor 1/(K+1)).")
+        "floor 1/(K+1)). Verdicts use the same words as above and need every p-value of a test: test (b) its Student "
+        "and its exact rank p.")
+    rows = list(observed.iter_rows(named=True))
+    report.table(pl.DataFrame({"text": [r["text_file"] for r in rows], "test": [r["method"] for r in rows],
+                               "verdict": [text_verdict(r).statement for r in rows]}))
     report.table(observed)
-    for row in observed.iter_rows(named=True):
-        rec.log_metrics({f"observe.{slug(row['text_file'])}.{row['method']}.{k}": row[k]
-                         for k in ("statistic", "p_value", "p_normal", "p_t", "p_rank", "n_tokens") if row[k] is not None})
+    for row in rows:
+        code = {"verdict_code": float(text_verdict(row).code)}
+        rec.log_metrics({f"observe.{slug(row['text_file'])}.{row['method']}.{k}": v for k, v in (
+            {k: row[k] for k in ("statistic", "p_value", "p_normal", "p_t", "p_rank", "p_verdict", "n_tokens")}
+            | code).items() if v is not None})
 
 
 def _write(tmp: Path, cfg: TestProvenanceConfig, results: list[SuspectResult], summary: pl.DataFrame,

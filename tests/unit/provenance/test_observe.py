@@ -89,11 +89,20 @@ def test_stage_runs_both_observational_tests_on_each_text(run: Path) -> None:
     copied = rows["copied.parquet", "overlap"]
     assert copied["statistic"] > 0.2 and copied["p_value"] < 1e-3 and copied["p_rank"] == pytest.approx(1 / 200)
     assert copied["n_tokens"] == 8 * 41
+    # plain-word verdicts need every p-value: the derived text's Student p < 0.01 but its rank p is at the floor
+    # 1/(K+1) (K reshuffles), the copied text's overlap test has both p-values at or below its permutation floor
+    assert derived["verdict"] == "evidence of derivation (not decisive)"  # K = 19: rank p floor 0.05
+    assert derived["p_verdict"] == pytest.approx(1 / (K + 1))
+    assert derived["reshuffles_needed"] == 999 and 0 < derived["tokens_needed"] < 10 * derived["n_tokens"]
+    assert independent["verdict"] == "not shown"
+    assert copied["verdict"] == "evidence of derivation (not decisive)" and copied["p_verdict"] == pytest.approx(1 / 200)
     metrics = json.loads(Path("metrics/test_provenance.json").read_text())
+    assert metrics["observe.copied.parquet.overlap.verdict_code"] == 1.0
     assert metrics["observe.derived.parquet.retrain.p_t"] == pytest.approx(derived["p_t"])
     assert metrics["observe.copied.parquet.overlap.statistic"] == pytest.approx(copied["statistic"])
     html = Path("out/report.html").read_text()
     assert "Observational tests of suspect texts" in html and "Student prediction" in html
+    assert f"K = {K} reshuffles" in html  # the verdict says why test (b) cannot be decisive at this size
     assert not Path("out/results.parquet").exists()  # no suspect models listed: no query test
 
 

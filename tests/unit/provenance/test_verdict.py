@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from curation.provenance.verdict import DECISIVE, bank_needed, examples_needed, query_verdict
+from curation.provenance.verdict import DECISIVE, bank_needed, examples_needed, query_verdict, text_verdict
 
 
 def test_examples_needed_from_a_known_rho():
@@ -64,3 +64,42 @@ def test_verdict_of_independent_rank_data_is_rarely_positive():
         res = stats.spearmanr(rng.permutation(300), rng.normal(size=300), alternative="less")
         codes.append(query_verdict(float(res.statistic), float(res.pvalue), 300).code)
     assert np.mean(np.array(codes) == 0) >= 0.90 and np.mean(np.array(codes) == 2) <= 0.01
+
+
+def _retrain_row(z: float, k: int, n_tokens: int = 480) -> dict:
+    """A test (b) row with the Student and exact rank p-values that ``order_test`` gives at ``z`` and ``K = k``
+    (the rank p at its best: the original order above every reshuffle)."""
+    p_t = float(stats.t.sf(z * math.sqrt(k / (k + 1)), k - 1))
+    return {"method": "retrain", "statistic": z, "p_value": p_t, "p_t": p_t, "p_rank": 1 / (k + 1),
+            "n_tokens": n_tokens, "n_reshuffles": k}
+
+
+def test_text_verdict_of_a_small_retrain_test_is_never_decisive_and_names_the_size():
+    """The demo's suspect texts: K = 9 reshuffles put the exact rank p at 0.1 or above, so neither text can even
+    show evidence, however small the Student p (the independent text's 0.042 is not read as evidence)."""
+    v = text_verdict(_retrain_row(2.08, 9))
+    assert v.code == 0 and v.p_verdict == pytest.approx(0.1) and v.reshuffles_needed == 999
+    # z at which the Student p with K = 999 reaches 1e-3: t_{998}.isf(1e-3) * sqrt(1000 / 999) = 3.100
+    z_need = stats.t.isf(1e-3, 998) * math.sqrt(1000 / 999)
+    assert z_need == pytest.approx(3.100, abs=1e-3)
+    assert v.tokens_needed == math.ceil(480 * (z_need / 2.08) ** 2) == 1067  # 480 x 2.221 = 1066.2
+    assert "K = 9 reshuffles" in v.statement and "K >= 999" in v.statement and "1,067 tokens" in v.statement
+    assert "under independence it does not" in v.statement
+
+
+def test_text_verdict_needs_both_p_values_and_reads_no_order_as_no_size():
+    decisive = text_verdict(_retrain_row(4.0, 999))
+    assert decisive.code == 2 and decisive.p_verdict == pytest.approx(1e-3)  # rank p 1/1000 binds, Student 3.2e-5
+    evidence = text_verdict(_retrain_row(2.5, 99))  # Student p 0.0073, rank p 0.01: evidence, not decisive
+    assert evidence.code == 1 and evidence.verdict == "evidence of derivation (not decisive)"
+    assert stats.t.sf(2.5 * math.sqrt(99 / 100), 98) < evidence.p_verdict == pytest.approx(0.01)  # rank p binds
+    against = text_verdict(_retrain_row(-0.7, 999))
+    assert against.code == 0 and against.tokens_needed == math.inf and "no size of test" in against.statement
+
+
+def test_text_verdict_of_the_overlap_test():
+    none = text_verdict({"method": "overlap", "statistic": 0.0, "p_value": 1.0, "p_rank": 1.0, "n_tokens": 480})
+    assert none.code == 0 and "no span of the text occurs" in none.statement and math.isnan(none.tokens_needed)
+    strong = text_verdict({"method": "overlap", "statistic": 0.3, "p_value": 1e-6, "p_rank": 1 / 1000,
+                           "n_tokens": 5000})
+    assert strong.code == 2 and strong.p_verdict == pytest.approx(1e-3)  # the permutation p binds
