@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from curation.io import read_table
 from curation.reports import HTMLReport, histogram
 
 if TYPE_CHECKING:
@@ -33,8 +34,16 @@ def write_selection_report(title: str, subtitle: str, manifest: dict[str, Any], 
     return report.write(report_dir / "report.html")
 
 
-def log_selection_artifacts(rec: RunRecorder, report: Path, out_dir: Path) -> None:
-    """The report, its plots and the selection outputs (``SELECTION_FILES``) as the run's artifacts."""
+def record_selection(rec: RunRecorder, out_dir: Path, report_dir: str | Path, *, title: str, subtitle: str,
+                     manifest: dict[str, Any], selection: pl.DataFrame, headline: dict[str, float]) -> None:
+    """The MLflow record every selection stage ends with: the kept rows (``out_dir/filtered.parquet``) as the run's
+    ``selected`` output dataset, ``headline`` as metrics, and the report (written here, see
+    ``write_selection_report``), its plots and the selection outputs (``SELECTION_FILES``) as artifacts."""
+    kept_path = out_dir / "filtered.parquet"
+    kept = read_table(kept_path)
+    rec.log_dataset(kept, name="selected", source=str(kept_path), context="output")
+    rec.log_metrics(headline)
+    report = write_selection_report(title, subtitle, manifest, selection, kept, headline, report_dir)
     rec.log_artifact(report)
     if (report.parent / "plots").is_dir():
         rec.log_artifact(report.parent / "plots", "plots")

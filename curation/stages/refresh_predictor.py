@@ -7,8 +7,7 @@ never saw (``heldout_spearman``), on its validation split, and the share of an a
 from pathlib import Path
 
 from curation.config.stages import RefreshPredictorConfig
-from curation.io import read_table
-from curation.selection.report import log_selection_artifacts, write_selection_report
+from curation.selection.report import record_selection
 from curation.selection.run_targeted import run_targeted_selection
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
@@ -23,13 +22,10 @@ def main(cfg: RefreshPredictorConfig) -> None:
             cfg.pool, out, method=cfg.method, options=cfg.options, selector=cfg.selector, checkpoints=cfg.checkpoints,
             targets=cfg.targets, task_column=cfg.task_column, targets_per_task=cfg.targets_per_task,
             holdout=cfg.holdout)
-        kept = read_table(out / "filtered.parquet")
-        headline = {k: result.manifest[k] for k in ("rows_in", "kept")} | result.figures
-        rec.log_metrics(headline)
-        rec.log_dataset(kept, name="selected", source=str(out / "filtered.parquet"), context="output")
-        report = write_selection_report(f"Predictor refresh: {cfg.method}", _subtitle(cfg, result.figures),
-                                        result.manifest, result.selection, kept, headline, report_dir)
-        log_selection_artifacts(rec, report, out)
+        record_selection(rec, out, report_dir, title=f"Predictor refresh: {cfg.method}",
+                         subtitle=_subtitle(cfg, result.figures), manifest=result.manifest,
+                         selection=result.selection,
+                         headline={k: result.manifest[k] for k in ("rows_in", "kept")} | result.figures)
 
 
 def _subtitle(cfg: RefreshPredictorConfig, figures: dict[str, float]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from curation.config.stages import SelectDataConfig
 from curation.io import read_table
-from curation.selection.report import log_selection_artifacts, write_selection_report
+from curation.selection.report import record_selection
 from curation.selection.run import run_selection
 from curation.selection.text_shards import source_files
 from curation.stages._stage import run_stage
@@ -28,15 +28,11 @@ def main(cfg: SelectDataConfig) -> None:
         digest = digests if isinstance(digests, str) else hashlib.sha256("".join(digests).encode()).hexdigest()
         rec.log_dataset_files(source_files(cfg.pool), name="pool", source=cfg.pool, context="input",
                               digest=digest[:16])
-        kept = read_table(out / "filtered.parquet")
         rec.log_dataset(read_table(cfg.target), name="target", source=cfg.target, context="target")
-        rec.log_dataset(kept, name="selected", source=str(out / "filtered.parquet"), context="output")
-        headline = {k: manifest[k] for k in ("rows_in", "kept", "dropped")}
-        headline.update({k: manifest[k] for k in ("kl_reduction",) if k in manifest})
-        rec.log_metrics(headline)
-        report = write_selection_report(f"Data selection: {cfg.scorer}", f"{cfg.pool} towards {cfg.target}",
-                                        manifest, selection, kept, headline, report_dir)
-        log_selection_artifacts(rec, report, out)
+        record_selection(rec, out, report_dir, title=f"Data selection: {cfg.scorer}",
+                         subtitle=f"{cfg.pool} towards {cfg.target}", manifest=manifest, selection=selection,
+                         headline={k: manifest[k] for k in ("rows_in", "kept", "dropped", "kl_reduction")
+                                   if k in manifest})
 
 
 def run() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from curation.config.stages import SelectTargetedConfig
 from curation.io import read_table
-from curation.selection.report import log_selection_artifacts, write_selection_report
+from curation.selection.report import record_selection
 from curation.selection.run_targeted import read_targets, run_targeted_selection
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
@@ -22,18 +22,14 @@ def main(cfg: SelectTargetedConfig) -> None:
             cfg.pool, out, method=cfg.method, options=cfg.options, selector=cfg.selector, checkpoints=cfg.checkpoints,
             targets=cfg.targets, task_column=cfg.task_column, targets_per_task=cfg.targets_per_task,
             features_from={"name": cfg.features_from, "options": cfg.feature_options})
-        manifest = result.manifest
-        kept = read_table(out / "filtered.parquet")
         rec.log_dataset(read_table(cfg.pool), name="pool", source=cfg.pool, context="input")
         rec.log_dataset(read_targets(cfg.targets, task_column=cfg.task_column, per_task=cfg.targets_per_task),
                         name="targets", source=cfg.targets, context="target")
-        rec.log_dataset(kept, name="selected", source=str(out / "filtered.parquet"), context="output")
-        headline = {k: manifest[k] for k in ("rows_in", "kept", "dropped")} | result.figures
-        rec.log_metrics(headline)
-        report = write_selection_report(f"Targeted data selection: {cfg.method}",
-                                       f"{cfg.pool} for the {cfg.task_column} tasks of {cfg.targets}, model "
-                                       f"{cfg.checkpoints}", manifest, result.selection, kept, headline, report_dir)
-        log_selection_artifacts(rec, report, out)
+        record_selection(rec, out, report_dir, title=f"Targeted data selection: {cfg.method}",
+                         subtitle=f"{cfg.pool} for the {cfg.task_column} tasks of {cfg.targets}, model "
+                                  f"{cfg.checkpoints}",
+                         manifest=result.manifest, selection=result.selection,
+                         headline={k: result.manifest[k] for k in ("rows_in", "kept", "dropped")} | result.figures)
 
 
 def run() -> None:
