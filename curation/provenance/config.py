@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from curation.executors import ExecutorConfig
 from curation.models.gpt import ByteGPTConfig
 from curation.provenance.retrain import OrderedTrainConfig
 
@@ -44,6 +45,9 @@ class ProvenanceSuspectsConfig:
         "help": "null bank for the query test: this many more models like the reference (our model's architecture, "
                 "reference_train), seeds null_seed, null_seed + 1, ..., saved in out_dir/nulls (0: none)"})
     null_seed: int = field(default=100, metadata={"help": "seed of the first null-bank model"})
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig, metadata={
+        "help": "where the reference, independent and null-bank models train: local (one after another) or ray "
+                "(one task each)"})
     text_prompts: int = field(default=10, metadata={
         "help": "suspect texts: prompts (16-char starts of other_data rows after derive_rows, or its last rows when "
                 "it is shorter) continued by the derived and by the independent model at temperature 1"})

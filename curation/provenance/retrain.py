@@ -3,7 +3,8 @@
 The palimpsest observational test (b) retrains the last phase of a run from the checkpoint before it, once in
 the original order and K times in reshuffled orders; every retrain must use this same procedure (same optimiser,
 learning rate and batch size) so the K+1 models are exchangeable under the null. The demo also uses it to derive
-a suspect (continued training on other text).
+a suspect (continued training on other text), and ``train_from_scratch`` trains the query test's reference and null
+bank: one task per model, so ``curation.executors`` can run them as Ray tasks.
 """
 
 from __future__ import annotations
@@ -54,6 +55,26 @@ def train_in_order(
         opt.step()
     model.eval()
     return model
+
+
+@dataclass(frozen=True)
+class ScratchModel:
+    """One model trained from scratch for one epoch on a seeded shuffle of a table; ``seed`` sets both its
+    initialisation and its order."""
+
+    name: str
+    seed: int
+    adapter: ModelAdapter
+    recipe: OrderedTrainConfig
+
+
+def train_from_scratch(job: ScratchModel, *, frame: pl.DataFrame) -> dict[str, torch.Tensor]:
+    """``job``'s trained weights: a pure function of its inputs (an executor task), so a local and a Ray run give
+    the same model up to the rounding of torch's thread count."""
+    torch.manual_seed(job.seed)
+    model = train_in_order(job.adapter, job.adapter.build_model(), reshuffled(frame, job.seed), job.recipe,
+                           copy_model=False)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def in_order(frame: pl.DataFrame, positions: pl.DataFrame) -> pl.DataFrame:

@@ -6,17 +6,17 @@ our architecture for our one order and reference), and text sampled from both su
 
 from pathlib import Path
 
-import numpy as np
 import polars as pl
-import torch
 
+from curation.executors import map_shards
 from curation.io import atomic_path, read_table, write_parquet
 from curation.models.base import adapter_model_config, load_adapter_model
 from curation.models.checkpoints import CheckpointInfo, save_checkpoint
 from curation.models.gpt import ByteGPTAdapter
+from curation.progress import progress_bar
 from curation.provenance.config import ProvenanceSuspectsConfig
 from curation.provenance.generate import sample_texts
-from curation.provenance.retrain import train_in_order
+from curation.provenance.retrain import ScratchModel, train_from_scratch, train_in_order
 from curation.stages._stage import run_stage
 from curation.tracking import RunRecorder
 
@@ -37,20 +37,20 @@ def main(cfg: ProvenanceSuspectsConfig) -> None:
         _save(tmp, "derived", adapter, derived, -(-cfg.derive_rows // cfg.derive.batch_size),
               cfg.derive.learning_rate, f"{cfg.base_checkpoint} + continued training on {cfg.other_data}")
         suspects = {"derived": (adapter, derived)}
-        small = ByteGPTAdapter(cfg.small_model)
-        bank = [(f"nulls/null_{j:02d}", cfg.null_seed + j, adapter, cfg.reference_train) for j in range(cfg.null_models)]
-        for name, seed, arch, recipe in [
-            ("reference", cfg.reference_seed, adapter, cfg.reference_train),
-            ("independent", cfg.independent_seed, small, cfg.small_train),
-            *bank,
-        ]:
-            torch.manual_seed(seed)
-            rows = train[np.random.default_rng(seed).permutation(train.height)]
-            model = train_in_order(arch, arch.build_model(), rows, recipe, copy_model=False)
-            _save(tmp, name, arch, model, -(-train.height // recipe.batch_size), recipe.learning_rate,
-                  f"trained from scratch on {cfg.train_data}, seed {seed}")
-            if name == "independent":  # kept to sample its text below; the reference and the bank are only saved
-                suspects[name] = (arch, model)
+        jobs = [ScratchModel("reference", cfg.reference_seed, adapter, cfg.reference_train),
+                ScratchModel("independent", cfg.independent_seed, ByteGPTAdapter(cfg.small_model), cfg.small_train),
+                *[ScratchModel(f"nulls/null_{j:02d}", cfg.null_seed + j, adapter, cfg.reference_train)
+                  for j in range(cfg.null_models)]]
+        with progress_bar(total=len(jobs), description="reference, independent and null-bank models") as advance:
+            for index, state in map_shards(train_from_scratch, jobs, shared={"frame": train}, config=cfg.executor):
+                job = jobs[index]
+                model = job.adapter.build_model()
+                model.load_state_dict(state)
+                _save(tmp, job.name, job.adapter, model, -(-train.height // job.recipe.batch_size),
+                      job.recipe.learning_rate, f"trained from scratch on {cfg.train_data}, seed {job.seed}")
+                if job.name == "independent":  # kept to sample its text below; the others are only saved
+                    suspects[job.name] = (job.adapter, model.eval())
+                advance(1)
         unused = other.slice(cfg.derive_rows)  # prompts the derived model was not trained on, when there are enough
         source = unused if unused.height >= cfg.text_prompts else other.tail(cfg.text_prompts)
         prompts = source["text"].str.slice(0, 16).to_list()[: cfg.text_prompts]

@@ -59,3 +59,26 @@ def test_label_errors_cli_on_ray_matches_local(tmp_path) -> None:
     assert outputs["ray"]["example_id"].to_list() == outputs["local"]["example_id"].to_list()
     assert outputs["ray"]["keep"].to_list() == outputs["local"]["keep"].to_list()
     np.testing.assert_allclose(outputs["ray"]["score"].to_numpy(), outputs["local"]["score"].to_numpy(), rtol=1e-4)
+
+
+def test_provenance_models_train_the_same_as_ray_tasks() -> None:
+    """provenance_suspects' reference / null-bank models (``train_from_scratch``) as Ray tasks: the same weights
+    as in process, the shared training table sent once."""
+    import torch
+
+    from curation.executors import ExecutorConfig
+    from curation.models.gpt import ByteGPTAdapter
+    from curation.provenance.retrain import OrderedTrainConfig, ScratchModel, train_from_scratch
+    from curation.provenance.testbed import TINY_GPT
+    from tests.unit.provenance.test_suspects_stage import text_table
+
+    frame = text_table(32, 3)
+    recipe = OrderedTrainConfig(learning_rate=3e-3, batch_size=8)
+    jobs = [ScratchModel(f"null_{s}", s, ByteGPTAdapter(TINY_GPT), recipe) for s in (100, 101, 102)]
+    local = dict(map_shards(train_from_scratch, jobs, shared={"frame": frame}, config=ExecutorConfig()))
+    remote = dict(map_shards(train_from_scratch, jobs, shared={"frame": frame}, config=RAY))
+    assert sorted(remote) == [0, 1, 2]
+    for i in range(len(jobs)):
+        for key in local[i]:  # one torch thread on the workers: equal up to summation order
+            torch.testing.assert_close(remote[i][key], local[i][key], rtol=1e-4, atol=1e-5)
+    assert any(not torch.equal(local[0][k], local[1][k]) for k in local[0])  # other seed, other model
