@@ -210,7 +210,7 @@ def test_ensemble_reference_centres_every_model_on_the_mean_of_suspect_reference
     """Models = shared difficulty + their own per-example noise; the suspect also remembers late examples. One
     reference leaves its noise in every difference; the mean of 10 models leaves a tenth of its variance."""
     rng = np.random.default_rng(5)
-    n = 400
+    n = 12000  # at 400 examples the ordering below held on 13 of generator seeds 0-19 only
     ids = np.arange(n)
     position = rng.permutation(n)
     difficulty = rng.normal(3.0, 1.0, size=n)
@@ -228,7 +228,9 @@ def test_ensemble_reference_centres_every_model_on_the_mean_of_suspect_reference
     assert ens.null.null_statistics[0] == pytest.approx(stats.spearmanr(position, stacked[1] - mean).statistic)
     assert ens.null.null_statistics[-1] == pytest.approx(stats.spearmanr(position, stacked[-1] - mean).statistic)
     assert ens.summary()["n_null_models"] == 10  # the reference joined the bank
-    # seed 5: -0.146 vs -0.110; expected ratio of about sqrt((0.09 + 0.09) / (0.09 + 0.09 / 10)) = 1.35
+    # expected ratio of about sqrt((0.09 + 0.09) / (0.09 + 0.09 / 10)) = 1.35. Seed 5: -0.137 vs -0.102; over
+    # generator seeds 0-19 (benchmarks/provenance/bed_seeds.py): single max -0.088, ensemble - single from -0.044 to
+    # -0.022 (median -0.035)
     assert ens.statistic < single.statistic < 0
     with pytest.raises(CurationError, match="ensemble reference needs a null bank"):
         query_test(positions, suspect, reference, ensemble_reference=True)
@@ -249,6 +251,8 @@ def test_ensemble_reference_keeps_the_bank_p_values_calibrated_for_independent_s
                          n_permutations=1)
         p_rank.append(res.null.p_rank)
         p_exact.append(res.p_value)
-    # expected 0.10 and 0.05; binomial sd over 300 draws 0.017 and 0.013
-    assert abs(np.mean(np.array(p_rank) <= 0.1) - 0.10) <= 0.05
-    assert np.mean(np.array(p_exact) <= 0.05) <= 0.09
+    # expected 0.10 and 0.05; binomial sd over 300 draws 0.017 and 0.013. Seed 6: 0.097 and 0.060; over generator
+    # seeds 0-19 (benchmarks/provenance/bed_seeds.py): 0.087-0.167 (sd 0.018; seed 5 the outlier, next 0.123) and
+    # 0.040-0.083 (sd 0.011)
+    assert abs(np.mean(np.array(p_rank) <= 0.1) - 0.10) <= 0.08
+    assert np.mean(np.array(p_exact) <= 0.05) <= 0.10
