@@ -10,8 +10,8 @@ by run.py's ``null_pair_losses``: pair j = seeds 1000 + 2j, 1001 + 2j, i.e. the 
 Per seed, every figure a test asserts on: the derived model against the single reference (rho, exact p,
 permutation p at 199 permutations), with the bank (single reference, and ``ensemble_reference``: rho, exact p,
 bank z, p_t, p_rank); the 10 disjoint independent pairs (KS p, FPR at 0.05); the tested independents against the
-bank (share with exact p <= 0.05 and with p_t <= 0.05, both modes); alice's and the derived model's mean loss
-(a run that trained badly carries no order signal). A synthetic section repeats the two ensemble
+bank (share with exact p <= 0.05 and with p_t <= 0.05, both modes); alice's and the derived model's mean loss and
+alice's own rho against the reference (a run that trained badly carries no order signal). A synthetic section repeats the two ensemble
 tests of tests/unit/provenance/test_palimpsest.py over generator seeds.
 
 ``OMP_NUM_THREADS=1 python -m benchmarks.provenance.bed_seeds`` (about 3 min on one thread) writes
@@ -99,9 +99,11 @@ def bed_section(seeds: list[int], cache: Path) -> dict:
     for seed in seeds:
         t0 = time.monotonic()
         alice = train_run(train, seed=seed, cfg=ALICE)
+        own = example_losses(adapter, alice.model, train)
         derived = example_losses(adapter, train_in_order(adapter, alice.model, other.head(80), FINETUNE), train)
-        row = {"seed": seed, "mean_loss": {"alice": float(example_losses(adapter, alice.model, train)["loss"].mean()),
-                                           "derived": float(derived["loss"].mean())},
+        itself = query_test(alice.positions, own, ref_loss, n_permutations=1)
+        row = {"seed": seed, "mean_loss": {"alice": float(own["loss"].mean()), "derived": float(derived["loss"].mean())},
+               "alice_itself": {"rho": itself.statistic, "p": itself.p_value},
                "derived": derived_figures(alice.positions, derived, ref_loss, models[:N_NULL_TRIALS]),
                "independent": independent_figures(alice.positions, ref_loss, models)}
         rows.append(row)
@@ -110,7 +112,7 @@ def bed_section(seeds: list[int], cache: Path) -> dict:
         i = row["independent"]["ensemble_reference_bank"]
         log(f"seed {seed}: ensemble rho={d['rho']:.4f} p={d['p']:.1e} z={d['bank_z']:.2f} p_t={d['bank_p_t']:.1e}; "
             f"independents p_t<=0.05 {i['share_p_t_0.05']:.2f} exact {i['share_exact_p_0.05']:.2f}")
-    flat = [leaves({k: r[k] for k in ("mean_loss", "derived", "independent")}) for r in rows]
+    flat = [leaves({k: r[k] for k in ("mean_loss", "alice_itself", "derived", "independent")}) for r in rows]
     summary = {key: spread([f[key] for f in flat]) for key in flat[0]}
     for mode in ("single_reference_bank", "ensemble_reference_bank"):  # pooled FPR over all seeds' tested models
         for share in ("share_exact_p_0.05", "share_p_t_0.05"):
