@@ -14,7 +14,7 @@ bank (share with exact p <= 0.05 and with p_t <= 0.05, both modes); alice's and 
 alice's own rho against the reference (a run that trained badly carries no order signal). A synthetic section repeats the two ensemble
 tests of tests/unit/provenance/test_palimpsest.py over generator seeds.
 
-``OMP_NUM_THREADS=1 python -m benchmarks.provenance.bed_seeds`` (about 3 min on one thread) writes
+``OMP_NUM_THREADS=1 python -m benchmarks.provenance.bed_seeds`` (about 6 min on one busy thread) writes
 benchmarks/provenance/results/bed_seeds.json.
 """
 
