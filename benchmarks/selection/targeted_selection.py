@@ -17,13 +17,23 @@ estimated ratio), BM25 and character-n-gram embedding similarity (the text basel
 reference.
 
 Run: ``OMP_NUM_THREADS=2 python -m benchmarks.selection.targeted_selection`` -> results/targeted_selection.json.
+
+Every run saves all keep masks (and the random 5% mask of each seed) to results/targeted_selection_masks.npz;
+``--reuse-masks`` loads them instead of recomputing features and the probe oracle (the expensive part) and checks
+that the pool and the retrained base model are identical to the run that saved them. The fine-tuning recipe can
+be changed without touching the selections: ``--epochs-on-selection E`` fine-tunes every selection (random and
+the full pool included) for ``ceil(E * rows / BATCH)`` steps, i.e. E passes over its rows, instead of the fixed
+``STEPS``; ``--seeds N`` uses fine-tuning seeds 0..N-1. A non-default recipe writes its own JSON
+(targeted_selection_e4_s5.json for ``--epochs-on-selection 4 --seeds 5``), so the published one stays.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -64,7 +74,8 @@ FRACTION = 0.05
 STEPS, BATCH = (20, 8) if QUICK else (80, 16)
 SEEDS = [0] if QUICK else [0, 1]
 BASE_STEPS = 50 if QUICK else 400
-OUT = Path(__file__).parent / "results" / ("targeted_selection_quick.json" if QUICK else "targeted_selection.json")
+RESULTS = Path(__file__).parent / "results"
+MASKS = RESULTS / ("targeted_selection_masks_quick.npz" if QUICK else "targeted_selection_masks.npz")
 GPT = ByteGPTConfig(n_layer=2, n_head=4, d_model=96, block_size=CHUNK)
 
 
@@ -118,8 +129,69 @@ def task_losses(adapter: ByteGPTAdapter, model: torch.nn.Module, evals: pl.DataF
     return {t: float(losses[(evals["task"] == t).to_numpy()].mean()) for t in TASKS}
 
 
-def finetune(adapter: ByteGPTAdapter, base: torch.nn.Module, frame: pl.DataFrame, seed: int) -> torch.nn.Module:
-    order = np.random.default_rng(seed).permutation(np.resize(np.arange(frame.height), STEPS * BATCH))
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="360-row smoke run")
+    parser.add_argument("--reuse-masks", action="store_true", help=f"load keep masks from {MASKS.name}")
+    parser.add_argument("--epochs-on-selection", type=float, default=None, metavar="E",
+                        help=f"fine-tune each selection for ceil(E * rows / {BATCH}) steps instead of {STEPS}")
+    parser.add_argument("--seeds", type=int, default=len(SEEDS), metavar="N", help="fine-tuning seeds 0..N-1")
+    return parser.parse_args()
+
+
+def output_path(epochs: float | None, n_seeds: int) -> Path:
+    """The default recipe keeps the published name; any other recipe gets its own file."""
+    name = "targeted_selection"
+    if epochs is not None:
+        name += f"_e{epochs:g}"
+    if n_seeds != len(SEEDS):
+        name += f"_s{n_seeds}"
+    return RESULTS / (name + ("_quick" if QUICK else "") + ".json")
+
+
+def state_digest(model: torch.nn.Module) -> str:
+    """SHA-1 of every parameter's bytes, to check that the seeded base model is retrained identically."""
+    h = hashlib.sha1()
+    for key, value in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def random_mask(n: int, seed: int) -> np.ndarray:
+    """The random 5% keep mask fine-tuning seed ``seed`` is compared against (changes with the seed)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(100 + seed).choice(n, int(np.ceil(FRACTION * n)), replace=False)] = True
+    return mask
+
+
+def save_masks(masks: dict[str, np.ndarray], randoms: dict[int, np.ndarray], meta: dict) -> None:
+    """Bool keep masks plus a JSON string of what the reuse run must check and report (pool, base model, timing)."""
+    MASKS.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"method/{k}": v.astype(bool) for k, v in masks.items()}
+    arrays |= {f"random/{s}": v.astype(bool) for s, v in randoms.items()}
+    tmp = MASKS.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, meta=np.array(json.dumps(meta, default=float)), **arrays)
+    tmp.replace(MASKS)
+
+
+def load_masks() -> tuple[dict[str, np.ndarray], dict[int, np.ndarray], dict]:
+    if not MASKS.exists():
+        sys.exit(f"{MASKS}: not found; run once without --reuse-masks to create it")
+    with np.load(MASKS, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        masks = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("method/")}
+        randoms = {int(k.split("/", 1)[1]): z[k] for k in z.files if k.startswith("random/")}
+    return masks, randoms, meta
+
+
+def finetune_steps(rows: int, epochs: float | None) -> int:
+    return STEPS if epochs is None else math.ceil(epochs * rows / BATCH)
+
+
+def finetune(adapter: ByteGPTAdapter, base: torch.nn.Module, frame: pl.DataFrame, seed: int,
+             steps: int) -> torch.nn.Module:
+    order = np.random.default_rng(seed).permutation(np.resize(np.arange(frame.height), steps * BATCH))
     cfg = TrainConfig(batch_size=BATCH, learning_rate=1e-3, optimizer="adamw", schedule="cosine", n_checkpoints=1,
                       eval_every=10**9, seed=seed)
     return train(adapter, frame, cfg, model=copy.deepcopy(base), show_progress=False, order=order).model
@@ -157,21 +229,9 @@ def bm25_scores(pool: pl.DataFrame, targets: pl.DataFrame) -> TargetedScores:
     return TargetedScores(rel / np.maximum(rel.max(axis=0, keepdims=True), 1e-12), targets["task"].to_numpy())
 
 
-def main() -> None:
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    t_start = time.perf_counter()
-    data = build_data()
-    pool, targets, evals = data["pool"], data["targets"], data["eval"]
-    adapter = ByteGPTAdapter(GPT)
-    torch.manual_seed(0)
-    base = train(adapter, data["pretrain"], TrainConfig(batch_size=4 if QUICK else 32, learning_rate=3e-3,
-                                                         epochs=1.0, n_checkpoints=1, eval_every=10**9, seed=0),
-                 show_progress=False).model
-    report: dict = {"setup": {"pool_rows": pool.height, "per_domain": PER_DOMAIN, "chunk_chars": CHUNK,
-                              "targets_per_task": N_TARGETS, "eval_per_task": N_EVAL, "fraction": FRACTION,
-                              "finetune_steps": STEPS, "batch": BATCH, "seeds": SEEDS, "model": GPT.__dict__,
-                              "threads": torch.get_num_threads()},
-                    "base_losses": task_losses(adapter, base, evals)}
+def compute_masks(adapter: ByteGPTAdapter, base: torch.nn.Module, pool: pl.DataFrame,
+                  targets: pl.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, float], dict]:
+    """Every method's keep mask, the timing of its expensive parts and its side figures (Spearman, storage...)."""
     masks: dict[str, np.ndarray] = {}
     timing: dict[str, float] = {}
     extra: dict = {}
@@ -252,28 +312,75 @@ def main() -> None:
                                                                       k=10, activation_prob=0.1)).select(
         pool_emb, pool["example_id"])["keep"].to_numpy())
 
+    return masks, timing, extra
+
+
+def main() -> None:
+    args = parse_args()
+    seeds = list(range(args.seeds))
+    out = output_path(args.epochs_on_selection, args.seeds)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    t_start = time.perf_counter()
+    data = build_data()
+    pool, targets, evals = data["pool"], data["targets"], data["eval"]
+    adapter = ByteGPTAdapter(GPT)
+    torch.manual_seed(0)
+    base = train(adapter, data["pretrain"], TrainConfig(batch_size=4 if QUICK else 32, learning_rate=3e-3,
+                                                         epochs=1.0, n_checkpoints=1, eval_every=10**9, seed=0),
+                 show_progress=False).model
+    report: dict = {"setup": {"pool_rows": pool.height, "per_domain": PER_DOMAIN, "chunk_chars": CHUNK,
+                              "targets_per_task": N_TARGETS, "eval_per_task": N_EVAL, "fraction": FRACTION,
+                              "finetune_steps": STEPS, "batch": BATCH, "seeds": seeds, "model": GPT.__dict__,
+                              "threads": torch.get_num_threads(), "epochs_on_selection": args.epochs_on_selection},
+                    "base_losses": task_losses(adapter, base, evals)}
+    fingerprint = {"pool_sha1": hashlib.sha1("\0".join(pool["text"].to_list()).encode()).hexdigest(),
+                   "base_sha1": state_digest(base)}
+    if args.reuse_masks:
+        masks, randoms, meta = load_masks()
+        if meta["pool_sha1"] != fingerprint["pool_sha1"]:
+            sys.exit(f"{MASKS}: saved for a different pool; rerun without --reuse-masks")
+        timing, extra = meta["timing_s"], meta["extra"]
+        report["masks_reused"] = {"file": MASKS.name, "base_identical": meta["base_sha1"] == fingerprint["base_sha1"],
+                                  "saved_by_threads": meta["threads"]}
+        if not report["masks_reused"]["base_identical"]:
+            print(f"warning: base model differs from the one {MASKS.name} was computed with", flush=True)
+        for seed in seeds:
+            if seed in randoms and not np.array_equal(randoms[seed], random_mask(pool.height, seed)):
+                sys.exit(f"{MASKS}: random mask of seed {seed} differs from its seeded recomputation")
+    else:
+        masks, timing, extra = compute_masks(adapter, base, pool, targets)
+        save_masks(masks, {s: random_mask(pool.height, s) for s in seeds},
+                   fingerprint | {"threads": torch.get_num_threads(), "timing_s": timing, "extra": extra})
+
     results = {}
     names = ["random", "full", *masks]
     for name in names:
         per_seed = []
-        for seed in SEEDS:
+        for seed in seeds:
             if name == "random":
-                mask = np.zeros(pool.height, dtype=bool)
-                mask[np.random.default_rng(100 + seed).choice(pool.height, int(np.ceil(FRACTION * pool.height)),
-                                                              replace=False)] = True
+                mask = random_mask(pool.height, seed)
             else:
                 mask = np.ones(pool.height, dtype=bool) if name == "full" else masks[name]
-            per_seed.append(task_losses(adapter, finetune(adapter, base, pool.filter(pl.Series(mask)), seed), evals))
+            steps = finetune_steps(int(mask.sum()), args.epochs_on_selection)
+            per_seed.append(task_losses(adapter, finetune(adapter, base, pool.filter(pl.Series(mask)), seed, steps),
+                                        evals))
         losses = {t: float(np.mean([s[t] for s in per_seed])) for t in TASKS}
+        seed_mean = np.array([np.mean(list(s.values())) for s in per_seed])
+        seed_worst = np.array([max(s.values()) for s in per_seed])
+        sd = (lambda x: float(np.std(x, ddof=1)) if len(x) > 1 else 0.0)
         mix = {} if name in ("full", "random") else dict(pool.filter(pl.Series(masks[name]))["domain"].value_counts()
                                                          .sort("domain").iter_rows())
         results[name] = {"task_loss": losses, "mean": float(np.mean(list(losses.values()))),
-                         "worst": float(max(losses.values())), "selected": int(mask.sum()), "domain_mix": mix}
-        print(f"{name:14s} mean {results[name]['mean']:.4f} worst {results[name]['worst']:.4f} "
+                         "worst": float(max(losses.values())), "selected": int(mask.sum()), "domain_mix": mix,
+                         "finetune_steps": steps, "per_seed_task_loss": per_seed,
+                         "seed_mean_loss": {"mean": float(seed_mean.mean()), "sd": sd(seed_mean)},
+                         "seed_worst_loss": {"mean": float(seed_worst.mean()), "sd": sd(seed_worst)}}
+        print(f"{name:14s} {steps:4d} steps  mean {seed_mean.mean():.4f} ± {sd(seed_mean):.4f}  "
+              f"worst {seed_worst.mean():.4f} ± {sd(seed_worst):.4f}  "
               f"{ {t: round(v, 3) for t, v in losses.items()} } {mix}", flush=True)
     report |= {"results": results, "timing_s": timing, **extra, "wall_s": time.perf_counter() - t_start}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in report.items() if k != "results"}, indent=2, default=float))
 
 
