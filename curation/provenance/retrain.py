@@ -69,8 +69,10 @@ class ScratchModel:
 
 
 def train_from_scratch(job: ScratchModel, *, frame: pl.DataFrame) -> dict[str, torch.Tensor]:
-    """``job``'s trained weights: a pure function of its inputs (an executor task), so a local and a Ray run give
-    the same model up to the rounding of torch's thread count."""
+    """``job``'s trained weights: a pure function of its inputs (an executor task). Bit-identical for the same
+    torch thread count; a Ray worker's single thread rounds differently, and a full epoch amplifies that into other
+    (equally valid, equally independent) weights: 0.32 largest difference on the demo's bank
+    (``benchmarks/provenance/bank_executor.py``)."""
     torch.manual_seed(job.seed)
     model = train_in_order(job.adapter, job.adapter.build_model(), reshuffled(frame, job.seed), job.recipe,
                            copy_model=False)

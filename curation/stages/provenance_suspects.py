@@ -23,10 +23,10 @@ from curation.tracking import RunRecorder
 STAGE = "provenance_suspects"
 
 
-def _save(folder: Path, name: str, adapter, model, step: int, lr: float, note: str) -> None:
+def _save(folder: Path, name: str, adapter, state: dict, step: int, lr: float, note: str) -> None:
     info = CheckpointInfo(adapter=adapter.name, model_config=adapter_model_config(adapter), step=step,
                           learning_rate=lr, extra={"provenance_demo": note})
-    save_checkpoint(folder / f"{name}.safetensors", model.state_dict(), info)
+    save_checkpoint(folder / f"{name}.safetensors", state, info)
 
 
 def main(cfg: ProvenanceSuspectsConfig) -> None:
@@ -34,7 +34,7 @@ def main(cfg: ProvenanceSuspectsConfig) -> None:
     with RunRecorder(STAGE, cfg) as rec, atomic_path(cfg.out_dir, is_dir=True) as tmp:
         adapter, base, _ = load_adapter_model(cfg.base_checkpoint)
         derived = train_in_order(adapter, base, other.head(cfg.derive_rows), cfg.derive)
-        _save(tmp, "derived", adapter, derived, -(-cfg.derive_rows // cfg.derive.batch_size),
+        _save(tmp, "derived", adapter, derived.state_dict(), -(-cfg.derive_rows // cfg.derive.batch_size),
               cfg.derive.learning_rate, f"{cfg.base_checkpoint} + continued training on {cfg.other_data}")
         suspects = {"derived": (adapter, derived)}
         jobs = [ScratchModel("reference", cfg.reference_seed, adapter, cfg.reference_train),
@@ -44,11 +44,11 @@ def main(cfg: ProvenanceSuspectsConfig) -> None:
         with progress_bar(total=len(jobs), description="reference, independent and null-bank models") as advance:
             for index, state in map_shards(train_from_scratch, jobs, shared={"frame": train}, config=cfg.executor):
                 job = jobs[index]
-                model = job.adapter.build_model()
-                model.load_state_dict(state)
-                _save(tmp, job.name, job.adapter, model, -(-train.height // job.recipe.batch_size),
+                _save(tmp, job.name, job.adapter, state, -(-train.height // job.recipe.batch_size),
                       job.recipe.learning_rate, f"trained from scratch on {cfg.train_data}, seed {job.seed}")
-                if job.name == "independent":  # kept to sample its text below; the others are only saved
+                if job.name == "independent":  # rebuilt to sample its text below; the others are only saved
+                    model = job.adapter.build_model()
+                    model.load_state_dict(state)
                     suspects[job.name] = (job.adapter, model.eval())
                 advance(1)
         unused = other.slice(cfg.derive_rows)  # prompts the derived model was not trained on, when there are enough
