@@ -55,6 +55,11 @@ class Verdict:
         return out
 
 
+def verdict_code(p: float, alpha: float = DECISIVE) -> int:
+    """2 (decisive) when the binding p-value is <= ``alpha``, 1 (evidence) when <= ``EVIDENCE``, else 0."""
+    return 2 if p <= alpha else 1 if p <= EVIDENCE else 0
+
+
 def examples_needed(rho: float, alpha: float = DECISIVE) -> float:
     """Examples at which a Spearman effect ``rho`` (expected negative) gives the one-sided p <= ``alpha``."""
     if rho >= 0:
@@ -90,7 +95,7 @@ def query_verdict(rho: float, p_value: float, n: int, *, null_z: float | None = 
     """Verdict of a query test from its rho and exact p-value over ``n`` examples, and its bank calibration
     (``null_z``, ``null_p_t`` over ``n_null`` null models) when there is one."""
     p_verdict = max(p_value, null_p_t) if null_p_t is not None else p_value
-    code = 2 if p_verdict <= alpha else 1 if p_verdict <= EVIDENCE else 0
+    code = verdict_code(p_verdict, alpha)
     n_need = examples_needed(rho, alpha)
     m_need = bank_needed(null_z, alpha) if null_z is not None else math.nan
     parts = [f"{VERDICTS[code]}: p = {p_verdict:.2g}" + (" (the larger of the exact and the bank p)"
@@ -133,7 +138,7 @@ def text_verdict(row: Mapping, alpha: float = DECISIVE) -> TextVerdict:
     """Verdict of one row of ``curation.provenance.observe`` (``method`` overlap or retrain)."""
     if row["method"] == "overlap":
         p = max(row["p_value"], row["p_rank"])
-        code = 2 if p <= alpha else 1 if p <= EVIDENCE else 0
+        code = verdict_code(p, alpha)
         head = f"{VERDICTS[code]}: p = {p:.2g} (the larger of the scipy and the permutation p)"
         if row["statistic"] == 0 and row["p_value"] == 1:
             head = (f"{VERDICTS[0]}: no span of the text occurs in our training data; this test needs far more "
@@ -142,7 +147,7 @@ def text_verdict(row: Mapping, alpha: float = DECISIVE) -> TextVerdict:
         return TextVerdict(code, float(p), math.nan, math.nan, head + ".")
     z, k, n = row["statistic"], row["n_reshuffles"], row["n_tokens"]
     p = max(row["p_t"], row["p_rank"])
-    code = 2 if p <= alpha else 1 if p <= EVIDENCE else 0
+    code = verdict_code(p, alpha)
     k_need = float(math.ceil(1 / alpha - 1))
     z_need = float(stats.t.isf(alpha, k_need - 1) * math.sqrt((k_need + 1) / k_need))  # Student p at K = k_need
     tokens = math.ceil(n * (z_need / z) ** 2) if z > 0 else math.inf

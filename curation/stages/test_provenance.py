@@ -47,14 +47,14 @@ def _observed(report: HTMLReport, cfg: TestProvenanceConfig, observed: pl.DataFr
         "floor 1/(K+1)). Verdicts use the same words as above and need every p-value of a test: test (b) its Student "
         "and its exact rank p.")
     rows = list(observed.iter_rows(named=True))
+    verdicts = [text_verdict(r) for r in rows]
     report.table(pl.DataFrame({"text": [r["text_file"] for r in rows], "test": [r["method"] for r in rows],
-                               "verdict": [text_verdict(r).statement for r in rows]}))
+                               "verdict": [v.statement for v in verdicts]}))
     report.table(observed)
-    for row in rows:
-        code = {"verdict_code": float(text_verdict(row).code)}
-        rec.log_metrics({f"observe.{slug(row['text_file'])}.{row['method']}.{k}": v for k, v in (
-            {k: row[k] for k in ("statistic", "p_value", "p_normal", "p_t", "p_rank", "p_verdict", "n_tokens")}
-            | code).items() if v is not None})
+    for row, verdict in zip(rows, verdicts, strict=True):
+        figures = {k: row[k] for k in ("statistic", "p_value", "p_normal", "p_t", "p_rank", "p_verdict", "n_tokens")}
+        rec.log_metrics({f"observe.{slug(row['text_file'])}.{row['method']}.{k}": v
+                         for k, v in (figures | {"verdict_code": float(verdict.code)}).items() if v is not None})
 
 
 def _write(tmp: Path, cfg: TestProvenanceConfig, results: list[SuspectResult], summary: pl.DataFrame,
