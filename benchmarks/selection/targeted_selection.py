@@ -43,6 +43,8 @@ import numpy as np
 import polars as pl
 import torch
 
+from curation.gradients.featurize import frame_digest, state_digest
+from curation.io import write_json
 from curation.models.gpt import ByteGPTAdapter, ByteGPTConfig
 from curation.selection.selector import Selector, SelectorConfig
 from curation.selection.targeted.bids import BIDSConfig, BIDSSelector, zscore_columns
@@ -147,15 +149,6 @@ def output_path(epochs: float | None, n_seeds: int) -> Path:
     if n_seeds != len(SEEDS):
         name += f"_s{n_seeds}"
     return RESULTS / (name + ("_quick" if QUICK else "") + ".json")
-
-
-def state_digest(model: torch.nn.Module) -> str:
-    """SHA-1 of every parameter's bytes, to check that the seeded base model is retrained identically."""
-    h = hashlib.sha1()
-    for key, value in sorted(model.state_dict().items()):
-        h.update(key.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def random_mask(n: int, seed: int) -> np.ndarray:
@@ -333,14 +326,13 @@ def main() -> None:
                               "finetune_steps": STEPS, "batch": BATCH, "seeds": seeds, "model": GPT.__dict__,
                               "threads": torch.get_num_threads(), "epochs_on_selection": args.epochs_on_selection},
                     "base_losses": task_losses(adapter, base, evals)}
-    fingerprint = {"pool_sha1": hashlib.sha1("\0".join(pool["text"].to_list()).encode()).hexdigest(),
-                   "base_sha1": state_digest(base)}
+    fingerprint = {"pool_digest": frame_digest(pool), "base_digest": state_digest(base)}
     if args.reuse_masks:
         masks, randoms, meta = load_masks()
-        if meta["pool_sha1"] != fingerprint["pool_sha1"]:
+        if meta["pool_digest"] != fingerprint["pool_digest"]:
             sys.exit(f"{MASKS}: saved for a different pool; rerun without --reuse-masks")
         timing, extra = meta["timing_s"], meta["extra"]
-        report["masks_reused"] = {"file": MASKS.name, "base_identical": meta["base_sha1"] == fingerprint["base_sha1"],
+        report["masks_reused"] = {"file": MASKS.name, "base_identical": meta["base_digest"] == fingerprint["base_digest"],
                                   "saved_by_threads": meta["threads"]}
         if not report["masks_reused"]["base_identical"]:
             print(f"warning: base model differs from the one {MASKS.name} was computed with", flush=True)
@@ -379,8 +371,7 @@ def main() -> None:
               f"worst {seed_worst.mean():.4f} ± {sd(seed_worst):.4f}  "
               f"{ {t: round(v, 3) for t, v in losses.items()} } {mix}", flush=True)
     report |= {"results": results, "timing_s": timing, **extra, "wall_s": time.perf_counter() - t_start}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    write_json(report, out)
     print(json.dumps({k: v for k, v in report.items() if k != "results"}, indent=2, default=float))
 
 
