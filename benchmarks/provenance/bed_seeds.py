@@ -36,7 +36,17 @@ from curation.io import write_json
 from curation.models.gpt import ByteGPTAdapter
 from curation.provenance.palimpsest import example_losses, query_test
 from curation.provenance.retrain import train_in_order
-from curation.provenance.testbed import ALICE, FINETUNE, REFERENCE, TINY_GPT, passages, split, train_run
+from curation.provenance.testbed import (
+    ALICE,
+    FINETUNE,
+    REFERENCE,
+    TINY_GPT,
+    exchangeable_bed,
+    passages,
+    recency_bed,
+    split,
+    train_run,
+)
 
 OUT = Path(__file__).with_name("results") / "bed_seeds.json"
 N_NULL_TRIALS = 10  # as in the test: 10 bank models, 10 tested independents, 10 disjoint null pairs
@@ -131,15 +141,7 @@ def bed_section(seeds: list[int], cache: Path) -> dict:
 def synthetic_centres(seed: int, n: int) -> dict:
     """test_ensemble_reference_centres_every_model_on_the_mean_... with generator ``seed`` and ``n`` examples:
     models = shared difficulty + own noise (sd 0.3), the suspect also remembers late examples (0.15 * position/n)."""
-    rng = np.random.default_rng(seed)
-    ids, position = np.arange(n), rng.permutation(n)
-    difficulty = rng.normal(3.0, 1.0, size=n)
-
-    def model(own: float = 0.0) -> pl.DataFrame:
-        return pl.DataFrame({"example_id": ids, "loss": difficulty + rng.normal(0, 0.3, size=n) - own * position / n})
-
-    positions = pl.DataFrame({"example_id": ids, "position": position})
-    reference, bank, suspect = model(), [model() for _ in range(9)], model(own=0.15)
+    positions, reference, bank, suspect = recency_bed(seed, n)
     single = query_test(positions, suspect, reference, null_losses=bank, n_permutations=1).statistic
     ens = query_test(positions, suspect, reference, null_losses=bank, ensemble_reference=True,
                      n_permutations=1).statistic
@@ -149,13 +151,9 @@ def synthetic_centres(seed: int, n: int) -> dict:
 def synthetic_calibration(seed: int, orders: int = 300) -> dict:
     """test_ensemble_reference_keeps_the_bank_p_values_calibrated_... with generator ``seed``: 10 exchangeable
     models, ``orders`` random orders; shares of rank p <= 0.1 (expected 0.1) and exact p <= 0.05 (expected 0.05)."""
-    rng = np.random.default_rng(seed)
-    n, ids = 300, np.arange(300)
-    difficulty = rng.normal(size=n)
-    models = [pl.DataFrame({"example_id": ids, "loss": difficulty + rng.normal(0, 0.3, size=n)}) for _ in range(10)]
+    models, order_stream = exchangeable_bed(seed)
     p_rank, p_exact = [], []
-    for _ in range(orders):
-        positions = pl.DataFrame({"example_id": ids, "position": rng.permutation(n)})
+    for _, positions in zip(range(orders), order_stream):
         res = query_test(positions, models[0], models[1], null_losses=models[2:], ensemble_reference=True,
                          n_permutations=1)
         p_rank.append(res.null.p_rank)

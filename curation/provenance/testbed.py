@@ -2,12 +2,15 @@
 
 Builds passages from a document corpus (e.g. ``../shared/data/multidomain_corpus``), trains "Alice" in a
 recorded uniformly random order, derives suspects (continued training on other text) and trains independent
-null models (other seeds and orders). Everything is seeded, small and CPU-only.
+null models (other seeds and orders). Everything is seeded, small and CPU-only. ``recency_bed`` and
+``exchangeable_bed`` are the synthetic per-example loss tables of the ensemble-reference tests (one generator for
+the tests and for benchmarks/provenance/bed_seeds.py, which measures their margins over seeds).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,3 +76,37 @@ ALICE = OrderedTrainConfig(learning_rate=3e-3, batch_size=8)  # "our run": small
 REFERENCE = OrderedTrainConfig(learning_rate=3e-3, batch_size=16)  # independent reference model
 NULL = OrderedTrainConfig(learning_rate=3e-3, batch_size=32)  # cheap independent null models
 FINETUNE = OrderedTrainConfig(learning_rate=3e-4, batch_size=8)  # derivation: continued training on other text
+
+
+def recency_bed(seed: int, n: int, *, bank: int = 9, noise: float = 0.3, imprint: float = 0.15
+                ) -> tuple[pl.DataFrame, pl.DataFrame, list[pl.DataFrame], pl.DataFrame]:
+    """``(positions, reference, bank, suspect)`` loss tables of ``n`` examples: every model = a shared difficulty
+    + its own per-example noise (sd ``noise``); the suspect also remembers late examples (``imprint * position/n``
+    less loss)."""
+    rng = np.random.default_rng(seed)
+    ids, position = np.arange(n), rng.permutation(n)
+    difficulty = rng.normal(3.0, 1.0, size=n)
+
+    def model(own: float = 0.0) -> pl.DataFrame:
+        return pl.DataFrame({"example_id": ids, "loss": difficulty + rng.normal(0, noise, size=n) - own * position / n})
+
+    positions = pl.DataFrame({"example_id": ids, "position": position})
+    reference, others, suspect = model(), [model() for _ in range(bank)], model(own=imprint)
+    return positions, reference, others, suspect
+
+
+def exchangeable_bed(seed: int, n: int = 300, n_models: int = 10, noise: float = 0.3
+                     ) -> tuple[list[pl.DataFrame], Iterator[pl.DataFrame]]:
+    """``n_models`` exchangeable loss tables (shared difficulty + own noise, no recency imprint) and an endless
+    stream of uniformly random training orders from the same generator."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n)
+    difficulty = rng.normal(size=n)
+    models = [pl.DataFrame({"example_id": ids, "loss": difficulty + rng.normal(0, noise, size=n)})
+              for _ in range(n_models)]
+
+    def orders() -> Iterator[pl.DataFrame]:
+        while True:
+            yield pl.DataFrame({"example_id": ids, "position": rng.permutation(n)})
+
+    return models, orders()

@@ -23,6 +23,7 @@ from curation.provenance.palimpsest import (
     span_overlap_test,
 )
 from curation.provenance.retrain import OrderedTrainConfig, train_in_order
+from curation.provenance.testbed import exchangeable_bed, recency_bed
 
 
 def test_permutation_p_value_equals_brute_force_over_scipy_spearman():
@@ -209,17 +210,9 @@ def test_sequence_logliks_scores_only_the_completion_even_after_a_one_byte_promp
 def test_ensemble_reference_centres_every_model_on_the_mean_of_suspect_reference_and_bank():
     """Models = shared difficulty + their own per-example noise; the suspect also remembers late examples. One
     reference leaves its noise in every difference; the mean of 10 models leaves a tenth of its variance."""
-    rng = np.random.default_rng(5)
-    n = 12000  # at 400 examples the ordering below held on 13 of generator seeds 0-19 only
-    ids = np.arange(n)
-    position = rng.permutation(n)
-    difficulty = rng.normal(3.0, 1.0, size=n)
-
-    def model(own: float = 0.0) -> pl.DataFrame:
-        return pl.DataFrame({"example_id": ids, "loss": difficulty + rng.normal(0, 0.3, size=n) - own * position / n})
-
-    positions = pl.DataFrame({"example_id": ids, "position": position})
-    reference, bank, suspect = model(), [model() for _ in range(9)], model(own=0.15)
+    # at 400 examples the ordering below held on 13 of generator seeds 0-19 only
+    positions, reference, bank, suspect = recency_bed(5, 12000)
+    position = positions["position"].to_numpy()
     single = query_test(positions, suspect, reference, null_losses=bank, n_permutations=1)
     ens = query_test(positions, suspect, reference, null_losses=bank, ensemble_reference=True, n_permutations=1)
     stacked = np.vstack([suspect["loss"], *(b["loss"] for b in bank), reference["loss"]])
@@ -239,14 +232,9 @@ def test_ensemble_reference_centres_every_model_on_the_mean_of_suspect_reference
 def test_ensemble_reference_keeps_the_bank_p_values_calibrated_for_independent_suspects():
     """Under H0 the suspect is one more model like the bank's: its rho is exchangeable with theirs, so the rank
     p-value is exact (<= 0.1 in 1/10 of draws) and the exact p-value uniform over orders."""
-    rng = np.random.default_rng(6)
-    n = 300
-    ids = np.arange(n)
-    difficulty = rng.normal(size=n)
-    models = [pl.DataFrame({"example_id": ids, "loss": difficulty + rng.normal(0, 0.3, size=n)}) for _ in range(10)]
+    models, orders = exchangeable_bed(6)
     p_rank, p_exact = [], []
-    for _ in range(300):
-        positions = pl.DataFrame({"example_id": ids, "position": rng.permutation(n)})
+    for _, positions in zip(range(300), orders):
         res = query_test(positions, models[0], models[1], null_losses=models[2:], ensemble_reference=True,
                          n_permutations=1)
         p_rank.append(res.null.p_rank)

@@ -20,7 +20,7 @@ from curation.provenance.config import ProvenanceSuspectsConfig
 from curation.provenance.retrain import OrderedTrainConfig, ScratchModel, train_from_scratch
 from curation.provenance.testbed import TINY_GPT
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
 
 
 def text_table(n: int, seed: int) -> pl.DataFrame:
